@@ -1,0 +1,25 @@
+"""Shared test fixtures: where the data and the fixture recordings are."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+DATA_DIR = Path(os.environ.get("VOICEGENDER_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The read-only shared data folder (../shared/data beside the checkout)."""
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"shared data not found at {DATA_DIR} (set VOICEGENDER_DATA_DIR)")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES

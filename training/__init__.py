@@ -1,0 +1,1 @@
+"""voicegender training package (desktop): datasets -> features -> CNN -> int8 TFLite -> report."""
