@@ -1,0 +1,267 @@
+"""The ``voicegender`` command: classify files, run the daemon, listen, list devices, check the setup.
+
+Every ``VoicegenderError`` becomes ``voicegender: error: <message>`` on stderr and exit status 2
+(``classify`` reports a bad file the same way, carries on with the others and exits 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import VoicegenderError
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+CONFIG_HELP = "config file (default /etc/voicegender/config.toml if present)"
+
+
+def _error(message: object) -> None:
+    print(f"voicegender: error: {message}", file=sys.stderr, flush=True)
+
+
+# -- classify -------------------------------------------------------------------------------------------
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .config import Config, load_config, with_overrides
+    from .pipeline import classify_audio
+    from .runner import open_model
+    from .wavio import read_wav
+
+    config = load_config(args.config) if args.config else Config()
+    config = with_overrides(config, {"model": {"path": args.model} if args.model else {}})
+    model = open_model(config)
+    failed = 0
+    for path in args.files:
+        try:
+            audio, rate = read_wav(path)
+            d = classify_audio(audio, rate, model, config.vad, config.decision)
+        except VoicegenderError as exc:
+            _error(exc)
+            failed += 1
+            continue
+        p = None if math.isnan(d.p_female) else round(d.p_female, 4)
+        if args.json:
+            record = {"path": str(path), "label": d.label, "p_female": p}
+            record.update(
+                speech_seconds=round(d.speech_seconds, 3), start=round(d.start, 3), end=round(d.end, 3)
+            )
+            print(json.dumps({**record, "windows": d.windows}), flush=True)
+        else:
+            shown = "-" if p is None else f"{p:.2f}"
+            print(f"{path}: {d.label} (p_female {shown}, {d.speech_seconds:.1f} s of speech)", flush=True)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# -- run / listen ---------------------------------------------------------------------------------------
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    audio: dict[str, Any] = {}
+    if args.input is not None:
+        audio["input"] = args.input
+    if args.device is not None:
+        audio["device"] = str(args.device)
+    if args.input_rate is not None:
+        audio["sample_rate"] = args.input_rate
+    if args.fast:
+        audio["realtime"] = False
+    leds: dict[str, Any] = {}
+    if args.gpio == "off":
+        leds["enabled"] = False
+    elif args.gpio == "mock":
+        leds["pin_factory"] = ""  # gpiozero's default factory, which GPIOZERO_PIN_FACTORY makes a mock
+    log: dict[str, Any] = {}
+    if args.decision_log == "off":
+        log["enabled"] = False
+    elif args.decision_log is not None:
+        log.update(enabled=True, path=args.decision_log)
+    logging_: dict[str, Any] = {"level": args.log_level} if args.log_level else {}
+    if args.verbose:
+        logging_["verbose"] = True
+    return {
+        "model": {"path": args.model} if args.model else {},
+        "audio": audio,
+        "leds": leds,
+        "decision_log": log,
+        "logging": logging_,
+    }
+
+
+def cmd_run(args: argparse.Namespace, listen: bool = False) -> int:
+    from .config import load_config, with_overrides
+    from .daemon import config_reloader
+    from .journal import setup_logging
+    from .runner import build_daemon, make_source, open_model, use_gpio_mode
+
+    overrides = _overrides(args)
+
+    def apply(config: Any) -> Any:
+        return with_overrides(config, overrides)
+
+    config = apply(load_config(args.config))
+    if config.audio.input not in ("mic", "-"):
+        make_source(config.audio).close()  # a missing or broken WAV file: fail before starting up
+    use_gpio_mode(args.gpio, config.leds.pwm)
+    setup_logging(config.logging.level)
+    model = open_model(config)
+    terminal = None
+    if listen:
+        from .terminal import TerminalOutput
+
+        terminal = TerminalOutput()
+    daemon = build_daemon(
+        config,
+        model,
+        json_stdout=args.json,
+        provisional=args.provisional,
+        reload_config=config_reloader(args.config, apply),
+        extra_outputs=[terminal] if terminal else None,
+        on_chunk=terminal,
+    )
+    return daemon.run()
+
+
+# -- devices / doctor / config --------------------------------------------------------------------------
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from .sources import list_input_devices
+
+    devices = list_input_devices()
+    if args.json:
+        for d in devices:
+            print(json.dumps(d))
+        return EXIT_OK
+    if not devices:
+        print("no audio input devices found")
+        return EXIT_OK
+    print(f"{'index':>5}  {'rate':>6}  {'ch':>2}  name")
+    for d in devices:
+        mark = "  (default)" if d["is_default"] else ""
+        print(f"{d['index']:>5}  {d['default_samplerate']:>6.0f}  {d['channels']:>2}  {d['name']}{mark}")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_checks
+
+    verdicts = run_checks(args.config, model=args.model)
+    for v in verdicts:
+        print(v.line(), flush=True)
+    return EXIT_OK if all(v.ok for v in verdicts) else EXIT_FAILED
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import Config, load_config, render_toml
+
+    print(render_toml(Config() if args.defaults else load_config(args.config)), end="")
+    return EXIT_OK
+
+
+# -- argument parsing -----------------------------------------------------------------------------------
+
+
+def _add_run_options(p: argparse.ArgumentParser, gpio_default: str, log_default: str | None) -> None:
+    p.add_argument("--config", type=Path, help=CONFIG_HELP)
+    p.add_argument("--input", help='"mic" (default), a WAV file, or "-" for raw s16le mono PCM on stdin')
+    p.add_argument("--input-rate", type=int, metavar="HZ", help="sample rate of --input - (default 16000)")
+    p.add_argument("--device", help="microphone: part of its name or its index (see `voicegender devices`)")
+    p.add_argument("--fast", action="store_true", help="read a WAV input as fast as possible")
+    p.add_argument("--model", help="TFLite model file (its .json beside it); default: the shipped model")
+    p.add_argument(
+        "--gpio",
+        choices=("auto", "mock", "off"),
+        default=gpio_default,
+        help=f"LEDs: auto = real GPIO, mock = simulated pins, off = no LEDs (default {gpio_default})",
+    )
+    p.add_argument("--json", action="store_true", help="print each final decision as a JSON line on stdout")
+    p.add_argument("--provisional", action="store_true", help="with --json, also print provisional decisions")
+    p.add_argument(
+        "--decision-log",
+        metavar="PATH|off",
+        default=log_default,
+        help="write decisions to PATH, or off (default: "
+        + (log_default or "[decision_log] in the config")
+        + ")",
+    )
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="overrides [logging]")
+    p.add_argument(
+        "--verbose", action="store_true", help="also log speech start/end and provisional decisions"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voicegender",
+        description="On-device voice gender classifier: LEDs show male / female / uncertain.",
+    )
+    parser.add_argument("--version", action="version", version=f"voicegender {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("classify", help="one decision per WAV file", description="One decision per WAV file.")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--model", help="TFLite model file (default: the shipped model)")
+    p.add_argument("--config", type=Path, help="take [vad], [decision] and [model] from this config file")
+
+    p = sub.add_parser(
+        "run",
+        help="the daemon (what the systemd service runs)",
+        description="Classify speech from the input continuously; show it on the LEDs.",
+    )
+    _add_run_options(p, gpio_default="auto", log_default=None)
+
+    p = sub.add_parser(
+        "listen",
+        help="run in the foreground with a live level meter",
+        description="Like run, with a live input level meter and each decision printed; "
+        "no LEDs and no decision log unless asked for.",
+    )
+    _add_run_options(p, gpio_default="off", log_default="off")
+
+    p = sub.add_parser("devices", help="list audio input devices and their native sample rates")
+    p.add_argument("--json", action="store_true", help="one JSON object per device")
+
+    p = sub.add_parser("doctor", help="check model, microphone, GPIO, config and permissions")
+    p.add_argument("--config", type=Path, help=CONFIG_HELP)
+    p.add_argument("--model", help="check this model file instead of the configured one")
+
+    p = sub.add_parser("config", help="print the effective configuration as TOML")
+    p.add_argument("--config", type=Path, help=CONFIG_HELP)
+    p.add_argument("--defaults", action="store_true", help="print the documented defaults instead")
+    return parser
+
+
+COMMANDS = {
+    "classify": cmd_classify,
+    "run": cmd_run,
+    "listen": lambda a: cmd_run(a, listen=True),
+    "devices": cmd_devices,
+    "doctor": cmd_doctor,
+    "config": cmd_config,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except VoicegenderError as exc:
+        _error(exc)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `voicegender classify *.wav | head`
+        sys.stderr.close()
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Audio chunks in, state changes and decisions out: resampler -> front end -> VAD -> model -> decider.
+
+``StreamProcessor`` holds no audio beyond what its stages need (the resampler's filter span, the
+front end's last window, the VAD's context and the MFCC frames of one model window plus the VAD's
+label delay), so memory stays bounded however long it runs. Timestamps are seconds from the start
+of the input, counted in samples, so a file run can be checked against the file's timeline.
+``classify_audio`` runs the same stages over a whole recording and gives one decision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .decision import DecisionSettings, Event, FrameClock, UtteranceDecider, no_speech
+from .events import Decision
+from .frontend import StreamingFrontend
+from .model import Thresholds
+from .resample import StreamingResampler
+from .vad import VadSettings, VoiceActivityDetector
+
+
+class StreamProcessor:
+    """Streaming classification of one audio stream at ``input_rate`` Hz (any chunk sizes).
+
+    ``model`` needs ``metadata`` (front end, window and hop frames, thresholds) and
+    ``logits(windows)``, as ``model.Model`` has.
+    """
+
+    def __init__(
+        self,
+        model: object,
+        vad: VadSettings,
+        decision: DecisionSettings,
+        input_rate: int,
+        thresholds: Thresholds | None = None,
+        origin: float = 0.0,
+    ) -> None:
+        self.model = model
+        meta = model.metadata  # type: ignore[attr-defined]
+        fe = meta.frontend
+        self.input_rate = input_rate
+        self.origin = origin
+        """Seconds added to every timestamp (time of this stream's first sample in the input)."""
+        self.resampler = StreamingResampler(input_rate, fe.sample_rate)
+        self.frontend = StreamingFrontend(fe)
+        self.vad = VoiceActivityDetector(vad, fe)
+        self.window_frames, self.hop_frames = meta.window_frames, meta.hop_frames
+        clock = FrameClock(
+            fe.hop_length / fe.sample_rate,
+            fe.win_length / fe.sample_rate,
+            meta.window_frames,
+            meta.hop_frames,
+            origin,
+        )
+        thresholds = thresholds or decision.thresholds(meta.thresholds)
+        self.decider = UtteranceDecider(decision, thresholds, clock, self._score)
+        self._mfcc = np.zeros((0, fe.n_mfcc), dtype=np.float32)
+        self._mfcc_base = 0  # frame index of self._mfcc[0]
+        self.samples_in = 0
+        """Input samples pushed so far."""
+        self.windows_scored = 0
+        """Model windows run so far (only windows that are mostly speech are scored)."""
+        self.speech_frames = 0
+        """Frames the VAD labelled speech so far."""
+        self._frame_seconds = fe.hop_length / fe.sample_rate
+
+    @property
+    def position(self) -> float:
+        """Seconds of input consumed (the stream's "now")."""
+        return self.origin + self.samples_in / self.input_rate
+
+    @property
+    def level_db(self) -> float:
+        """Level (dBFS, 60-4000 Hz) of the latest analysed frame, for a meter."""
+        return self.vad.last_level_db
+
+    @property
+    def speech_seconds(self) -> float:
+        return self.speech_frames * self._frame_seconds
+
+    def abandon(self) -> list[Event]:
+        """The input was lost: end an utterance in progress without a decision."""
+        return self.decider.abandon()
+
+    def configure(self, decision: DecisionSettings, thresholds: Thresholds) -> None:
+        """New decision settings at run time (config reload)."""
+        self.decider.configure(decision, thresholds)
+
+    def push(self, chunk: np.ndarray) -> list[Event]:
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        self.samples_in += chunk.size
+        return self._process(self.resampler.push(chunk), final=False)
+
+    def flush(self) -> list[Event]:
+        """End of input: process what is buffered and decide the utterance in progress."""
+        events = self._process(self.resampler.flush(), final=True)
+        return events + self.decider.flush()
+
+    def _process(self, audio: np.ndarray, final: bool) -> list[Event]:
+        frames = self.frontend.push(audio)
+        if frames.size:
+            self._mfcc = np.concatenate((self._mfcc, frames))
+        labels = self.vad.push(audio)
+        if final:
+            labels = np.concatenate((labels, self.vad.flush()))
+        self.speech_frames += int(np.count_nonzero(labels))
+        events = self.decider.push(labels)
+        # Keep only the frames the next windows can still need (those after the last full window).
+        keep_from = max(self.decider.frame - self.window_frames + 1, self._mfcc_base)
+        drop = keep_from - self._mfcc_base
+        if drop > 0:
+            self._mfcc = self._mfcc[drop:]
+            self._mfcc_base = keep_from
+        return events
+
+    def _score(self, window: int) -> float:
+        start = window * self.hop_frames - self._mfcc_base
+        frames = self._mfcc[start : start + self.window_frames]
+        self.windows_scored += 1
+        return float(self.model.logits(frames[None])[0])  # type: ignore[attr-defined]
+
+
+def whole_recording(settings: DecisionSettings) -> DecisionSettings:
+    """Decision settings that treat a whole recording as one utterance (for ``classify``)."""
+    return DecisionSettings(
+        male_below=settings.male_below,
+        female_above=settings.female_above,
+        min_speech_seconds=settings.min_speech_seconds,
+        min_window_speech=settings.min_window_speech,
+        provisional=False,
+        end_of_utterance_seconds=1e9,
+        max_utterance_seconds=1e9,
+    )
+
+
+def classify_audio(
+    audio: np.ndarray,
+    sample_rate: int,
+    model: object,
+    vad: VadSettings | None = None,
+    decision: DecisionSettings | None = None,
+) -> Decision:
+    """One decision for a whole recording: mean log-odds over all its speech windows, or no_speech."""
+    settings = whole_recording(decision or DecisionSettings())
+    proc = StreamProcessor(model, vad or VadSettings(), settings, sample_rate)
+    events: list[Event] = []
+    block = 10 * sample_rate  # bounded working memory: the VAD's arrays grow with the block length
+    for start in range(0, len(audio), block):
+        events += proc.push(audio[start : start + block])
+    events += proc.flush()
+    decisions = [e for e in events if isinstance(e, Decision)]
+    if decisions:
+        return decisions[-1]
+    return no_speech(proc.speech_seconds)

@@ -1,0 +1,111 @@
+"""Builds a ``Daemon`` from a config: the audio source, the model and the outputs.
+
+Kept apart from the CLI so tests (and other front ends) can make the same daemon with fakes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .config import AudioSettings, Config
+from .daemon import Daemon, OutputSlot, config_reloader
+from .decisionlog import DecisionLog
+from .errors import VoicegenderError
+from .events import Output
+from .journal import JournalOutput
+from .leds import Leds
+from .model import DEFAULT_MODEL, Model, load_model
+from .notify import Notifier
+from .outputs import StdoutJsonOutput
+from .sources import AudioSource, MicSource, StdinSource, WavSource
+
+GPIO_MODES = ("auto", "mock", "off")
+
+
+def use_gpio_mode(mode: str, pwm: bool) -> None:
+    """``mock``: make gpiozero's default pin factory a mock one. Must run before gpiozero is imported."""
+    if mode not in GPIO_MODES:
+        raise VoicegenderError(f"--gpio {mode!r}: choose one of {', '.join(GPIO_MODES)}")
+    if mode == "mock":
+        os.environ["GPIOZERO_PIN_FACTORY"] = "mock"
+        if pwm:
+            os.environ["GPIOZERO_MOCK_PIN_CLASS"] = "mockpwmpin"
+
+
+def make_source(audio: AudioSettings) -> AudioSource:
+    """The (unopened) source for ``[audio] input``: "mic", "-" (raw s16le on stdin) or a WAV path."""
+    if audio.input == "-":
+        # Unbuffered: a reader thread blocked in sys.stdin.buffer holds its lock, and the interpreter
+        # aborts at exit ("could not acquire lock ... at interpreter shutdown"); a raw read does not.
+        stdin = open(0, "rb", buffering=0, closefd=False)  # noqa: SIM115  # lives as long as the source
+        return StdinSource(
+            audio.sample_rate or 16000, audio.chunk_seconds, stream=stdin, queue_chunks=audio.queue_chunks
+        )
+    if audio.is_microphone:
+        return MicSource(
+            audio.device_spec,
+            audio.sample_rate or None,
+            audio.chunk_seconds,
+            audio.queue_chunks,
+            stall_seconds=audio.stall_seconds,
+        )
+    return WavSource(Path(audio.input), realtime=audio.realtime, chunk_seconds=audio.chunk_seconds)
+
+
+def shipped_model() -> Path:
+    """The model installed with the package (``models/`` is the ``voicegender.models`` package)."""
+    try:
+        return Path(str(resources.files("voicegender.models") / "voicegender.tflite"))
+    except ModuleNotFoundError:
+        return DEFAULT_MODEL
+
+
+def model_path(config: Config) -> Path:
+    return Path(config.model.path) if config.model.path else shipped_model()
+
+
+def open_model(config: Config) -> Model:
+    return load_model(model_path(config), num_threads=config.model.num_threads)
+
+
+OUTPUT_SLOTS = [
+    OutputSlot("leds", lambda c, t: Leds(c.leds, t), lambda c, t: (c.leds, t)),
+    OutputSlot("decision_log", lambda c, t: DecisionLog(c.decision_log), lambda c, t: c.decision_log),
+]
+"""The outputs the config decides; a reload rebuilds one when its settings change."""
+
+
+def build_daemon(
+    config: Config,
+    model: Any,
+    *,
+    json_stdout: bool = False,
+    provisional: bool = False,
+    reload_config: Callable[[], Config] | None = None,
+    extra_outputs: list[Output] | None = None,
+    on_chunk: Callable[[Any], None] | None = None,
+    notifier: Notifier | None = None,
+) -> Daemon:
+    """The daemon for ``config``: journal/stderr log, systemd notifier, LEDs, decision log (+ stdout JSON)."""
+    notifier = notifier or Notifier()
+    fixed: list[Output] = [JournalOutput(verbose=config.logging.verbose), notifier]
+    if json_stdout:
+        fixed.append(StdoutJsonOutput(provisional=provisional))
+    fixed += extra_outputs or []
+    return Daemon(
+        config,
+        model,
+        make_source=lambda c: make_source(c.audio),
+        slots=OUTPUT_SLOTS,
+        fixed_outputs=fixed,
+        notifier=notifier,
+        reload_config=reload_config,
+        on_chunk=on_chunk,
+    )
+
+
+__all__ = ["GPIO_MODES", "build_daemon", "config_reloader", "make_source", "open_model", "use_gpio_mode"]

@@ -1,0 +1,350 @@
+"""The `voicegender` command: classify, run, listen, devices, doctor, config; one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gpiozero
+import numpy as np
+import pytest
+from daemon_fakes import FakeModel
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+import voicegender.runner
+from voicegender import __version__
+from voicegender.cli import main
+from voicegender.config import Config, with_overrides
+from voicegender.doctor import check_gpio, check_permissions
+from voicegender.wavio import write_wav
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_MODEL = REPO / "models" / "voicegender.tflite"
+SR = 16000
+
+
+@pytest.fixture
+def fake_model(monkeypatch) -> None:
+    """The CLI loads FakeModel instead of a TFLite file (the shipped model may not exist yet)."""
+    monkeypatch.setattr(voicegender.runner, "open_model", lambda config: FakeModel())
+
+
+@pytest.fixture
+def mock_pins(monkeypatch):
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    previous = gpiozero.Device.pin_factory
+    factory = MockFactory(pin_class=MockPWMPin)
+    gpiozero.Device.pin_factory = factory
+    yield factory
+    factory.reset()
+    gpiozero.Device.pin_factory = previous
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("voicegender: error: ") and "Traceback" not in err
+    return lines[0][len("voicegender: error: ") :]
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"voicegender {__version__}"
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).with_name("voicegender")
+    result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    for command in ("classify", "run", "listen", "devices", "doctor"):
+        assert command in result.stdout
+
+
+# -- classify --------------------------------------------------------------------------------------------
+
+
+def test_classify_good_and_bad_files(tmp_path, fixtures_dir, fake_model, capsys) -> None:
+    silent = tmp_path / "silent.wav"
+    write_wav(silent, np.zeros(2 * SR, dtype=np.float32), SR)
+    not_wav = tmp_path / "notes.wav"
+    not_wav.write_text("this is not audio")
+    files = [
+        fixtures_dir / "male_1320.wav",
+        not_wav,
+        tmp_path / "absent.wav",
+        fixtures_dir / "female_3575.wav",
+        silent,
+    ]
+    assert main(["classify", "--json", *map(str, files)]) == 1
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(Path(r["path"]).name, r["label"]) for r in records] == [
+        ("male_1320.wav", "male"),
+        ("female_3575.wav", "female"),
+        ("silent.wav", "no_speech"),
+    ]
+    assert records[0]["p_female"] < 0.35 < 0.65 < records[1]["p_female"] and records[2]["p_female"] is None
+    assert 3.5 < records[0]["speech_seconds"] <= 5.0 and records[2]["speech_seconds"] == 0.0
+    errors = err.strip().splitlines()
+    assert len(errors) == 2 and all(e.startswith("voicegender: error: ") for e in errors)
+    assert "notes.wav" in errors[0] and "absent.wav" in errors[1]
+
+
+def test_classify_text_output(fixtures_dir, fake_model, capsys) -> None:
+    assert main(["classify", str(fixtures_dir / "male_1320.wav")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{fixtures_dir / 'male_1320.wav'}: male (p_female 0.")
+    assert line.endswith(" s of speech)")
+
+
+def write_metadata(path: Path, **changes) -> None:
+    data = {**FakeModel().metadata.to_dict(), **changes}
+    path.with_suffix(".json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "bad metadata", "no metadata"])
+def test_bad_model_files(tmp_path, fixtures_dir, capsys, case: str) -> None:
+    model = tmp_path / "model.tflite"
+    if case != "missing":
+        model.write_bytes(b"\x00garbage, not a flatbuffer" * 10)
+    if case in ("missing", "corrupt"):
+        write_metadata(model)
+    if case == "bad metadata":
+        write_metadata(model, frontend_version=99)
+    rc = main(["classify", "--model", str(model), str(fixtures_dir / "male_1320.wav")])
+    message = one_error_line(capsys.readouterr().err)
+    assert rc == 2 and "model" in message and str(tmp_path) in message
+    expected = {"missing": "file not found", "corrupt": "not a valid TFLite model",
+                "bad metadata": "front-end version 99", "no metadata": "not found"}[case]  # fmt: skip
+    assert expected in message
+
+
+def test_model_whose_metadata_does_not_match(tmp_path, fixtures_dir, capsys) -> None:
+    if not SHIPPED_MODEL.exists():
+        pytest.skip("models/voicegender.tflite not trained yet")
+    model = tmp_path / "model.tflite"
+    model.write_bytes(SHIPPED_MODEL.read_bytes())
+    data = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
+    data["window_frames"] = data["window_frames"] + 2
+    model.with_suffix(".json").write_text(json.dumps(data))
+    assert main(["classify", "--model", str(model), str(fixtures_dir / "male_1320.wav")]) == 2
+    assert "does not match its metadata" in one_error_line(capsys.readouterr().err)
+
+
+# -- config errors ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[leds]\npinn = 3\n", "unknown key [leds] pinn (allowed: enabled, male_pin"),
+        ('[vad]\nsnr_db = "loud"\n', '[vad] snr_db: expected a number, got "loud"'),
+        ("[leds]\nmale_pin = 99\n", "[leds]"),
+        ("[decision\n", "not valid TOML"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "doctor", "config"])
+def test_config_errors_are_one_line(tmp_path, capsys, text: str, expected: str, command: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    rc = main([command, "--config", str(path)])
+    captured = capsys.readouterr()
+    if command == "doctor":  # doctor reports it as a failed check instead
+        assert rc == 1 and f"FAIL config: config {path}: " in captured.out and expected in captured.out
+        return
+    assert rc == 2
+    assert one_error_line(captured.err).startswith(f"config {path}: ")
+    assert expected in captured.err
+
+
+def test_missing_explicit_config(tmp_path, capsys) -> None:
+    assert main(["run", "--config", str(tmp_path / "absent.toml")]) == 2
+    assert one_error_line(capsys.readouterr().err) == f"config {tmp_path / 'absent.toml'}: file not found"
+
+
+def test_config_defaults_is_the_shipped_file(capsys) -> None:
+    assert main(["config", "--defaults"]) == 0
+    assert capsys.readouterr().out == (REPO / "firmware_config" / "config.toml").read_text()
+
+
+# -- run / listen ----------------------------------------------------------------------------------------
+
+
+def test_run_file_fast_json(fixtures_dir, fake_model, mock_pins, capsys) -> None:
+    demo = fixtures_dir / "demo_male_then_female.wav"
+    rc = main(["run", "--input", str(demo), "--fast", "--gpio", "mock", "--json", "--decision-log", "off"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    decisions = [json.loads(line) for line in out.splitlines()]
+    assert [d["label"] for d in decisions] == ["male", "female"]
+    assert all(d["final"] for d in decisions)
+    # demo: male 0-5 s, silence 5-6.5 s, female 6.5-11.5 s.
+    assert decisions[0]["start"] < 0.5 and decisions[0]["end"] <= 5.1
+    assert 6.5 <= decisions[1]["start"] < 7.0 and decisions[1]["end"] <= 11.6
+    assert "Traceback" not in err
+    # The mock LEDs were used (lamp test, then each decision) and left dark.
+    assert len(mock_pins.pin(17).states) > 2 and len(mock_pins.pin(27).states) > 2
+    assert mock_pins.pin(17).state == 0 and mock_pins.pin(27).state == 0
+
+
+def test_run_provisional_json(fixtures_dir, fake_model, capsys) -> None:
+    demo = fixtures_dir / "male_1320.wav"
+    args = [
+        "run",
+        "--input",
+        str(demo),
+        "--fast",
+        "--gpio",
+        "off",
+        "--json",
+        "--provisional",
+        "--decision-log",
+        "off",
+    ]
+    assert main(args) == 0
+    decisions = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(decisions) > 5 and decisions[-1]["final"] and not any(d["final"] for d in decisions[:-1])
+    assert [d["windows"] for d in decisions[:-1]] == sorted(d["windows"] for d in decisions[:-1])
+
+
+def test_run_stdin(fixtures_dir, fake_model, tmp_path) -> None:
+    """`--input -` reads raw s16le; `--input-rate` says its rate (here 8 kHz, resampled inside)."""
+    from voicegender.resample import resample
+    from voicegender.wavio import read_wav
+
+    audio, _ = read_wav(fixtures_dir / "female_3575.wav")
+    pcm = (resample(audio, SR, 22050) * 32767).astype("<i2").tobytes()
+    script = tmp_path / "run.py"
+    script.write_text(
+        f"import sys\nsys.path.insert(0, {str(REPO / 'tests')!r})\nfrom daemon_fakes import FakeModel\n"
+        "import voicegender.runner\nvoicegender.runner.open_model = lambda config: FakeModel()\n"
+        "from voicegender.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    )
+    args = [
+        "run",
+        "--input",
+        "-",
+        "--input-rate",
+        "22050",
+        "--gpio",
+        "off",
+        "--json",
+        "--decision-log",
+        "off",
+    ]
+    result = subprocess.run([sys.executable, str(script), *args], input=pcm, capture_output=True, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    decisions = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [d["label"] for d in decisions] == ["female"]
+    assert 0.0 <= decisions[0]["start"] < 0.5 and decisions[0]["end"] <= 5.1
+
+
+def test_run_missing_input_file(tmp_path, fake_model, capsys) -> None:
+    rc = main(["run", "--input", str(tmp_path / "absent.wav"), "--gpio", "off", "--decision-log", "off"])
+    assert rc == 2 and "absent.wav" in one_error_line(capsys.readouterr().err)
+
+
+def test_run_without_gpio_hardware_says_what_to_do(fixtures_dir, fake_model, capsys, monkeypatch) -> None:
+    if list(Path("/dev").glob("gpiochip*")):
+        pytest.skip("this machine has GPIO")
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    previous = gpiozero.Device.pin_factory
+    gpiozero.Device.pin_factory = None
+    try:
+        rc = main(["run", "--input", str(fixtures_dir / "male_1320.wav"), "--fast", "--decision-log", "off"])
+    finally:
+        gpiozero.Device.pin_factory = previous
+    message = one_error_line(capsys.readouterr().err)
+    assert rc == 2 and message.startswith("LEDs: cannot drive GPIO pins") and "--gpio mock" in message
+
+
+def test_unwritable_decision_log(fixtures_dir, fake_model, capsys, tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    args = ["run", "--input", str(fixtures_dir / "male_1320.wav"), "--fast", "--gpio", "off"]
+    assert main([*args, "--decision-log", str(blocker / "decisions.jsonl")]) == 2
+    assert "decision log" in one_error_line(capsys.readouterr().err)
+
+
+def test_listen_prints_meter_and_decisions(fixtures_dir, fake_model, capsys) -> None:
+    assert main(["listen", "--input", str(fixtures_dir / "demo_male_then_female.wav"), "--fast"]) == 0
+    out = capsys.readouterr().out
+    assert "\r" in out and " dB " in out  # the refreshing meter line
+    decisions = [line.split("\r")[-1] for line in out.splitlines() if "decision:" in line]
+    assert [d.split()[1] for d in decisions] == ["male", "female"]
+
+
+# -- devices / doctor ------------------------------------------------------------------------------------
+
+
+def test_devices(monkeypatch, capsys) -> None:
+    import voicegender.sources
+
+    devices = [
+        {
+            "index": 0,
+            "name": "USB PnP Sound Device",
+            "channels": 1,
+            "default_samplerate": 44100.0,
+            "is_default": True,
+        },
+        {"index": 3, "name": "pulse", "channels": 32, "default_samplerate": 48000.0, "is_default": False},
+    ]
+    monkeypatch.setattr(voicegender.sources, "list_input_devices", lambda: devices)
+    assert main(["devices"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["0", "44100", "1", "USB", "PnP", "Sound", "Device", "(default)"]
+    assert lines[2].split() == ["3", "48000", "32", "pulse"]
+    assert main(["devices", "--json"]) == 0
+    assert [json.loads(x)["name"] for x in capsys.readouterr().out.splitlines()] == [
+        "USB PnP Sound Device",
+        "pulse",
+    ]
+
+
+def test_doctor_all_ok(tmp_path, fixtures_dir, fake_model, capsys) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[audio]\ninput = "{fixtures_dir / "male_1320.wav"}"\n[leds]\nenabled = false\n'
+        f'[decision_log]\npath = "{tmp_path / "state" / "decisions.jsonl"}"\n'
+    )
+    assert main(["doctor", "--config", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["OK"] * 5
+    assert [line.split()[1] for line in lines] == [
+        "config:",
+        "model:",
+        "microphone:",
+        "gpio:",
+        "permissions:",
+    ]
+
+
+def test_doctor_reports_failures(tmp_path, capsys) -> None:
+    config = tmp_path / "config.toml"
+    (tmp_path / "file").write_text("")
+    config.write_text(
+        f'[audio]\ninput = "/nonexistent/input.wav"\n[decision_log]\npath = "{tmp_path}/file/d.jsonl"\n'
+    )
+    assert main(["doctor", "--config", str(config), "--model", str(tmp_path / "absent.tflite")]) == 1
+    lines = {line.split()[1].rstrip(":"): line for line in capsys.readouterr().out.splitlines()}
+    assert lines["config"].startswith("OK")
+    assert lines["model"].startswith("FAIL") and "absent" in lines["model"]
+    assert lines["microphone"].startswith("FAIL") and "not found" in lines["microphone"]
+    assert lines["permissions"].startswith("FAIL") and "is not a directory" in lines["permissions"]
+
+
+def test_doctor_gpio_checks(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    config = Config()
+    assert not check_gpio(config, chips=lambda: []).ok
+    assert "enabled = false" in check_gpio(config, chips=lambda: []).detail
+    chip = tmp_path / "gpiochip0"
+    chip.write_text("")
+    assert check_gpio(config, chips=lambda: [str(chip)]).ok
+    assert check_gpio(with_overrides(config, {"leds": {"enabled": False}}), chips=lambda: []).ok
+    log = with_overrides(config, {"decision_log": {"path": str(tmp_path / "new" / "dir" / "d.jsonl")}})
+    assert check_permissions(log).ok  # a missing directory is fine when its parent is writable

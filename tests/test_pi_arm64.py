@@ -1,0 +1,224 @@
+"""The install on real arm64 Debian root filesystems (Bookworm: Python 3.11, Trixie: Python 3.13) run
+under qemu-user-static, from the offline bundle, the way a Raspberry Pi gets it: then the arm64 build
+must make the same decisions on the fixture recordings as this machine.
+
+The root filesystems come from scripts/make_rootfs (debootstrap, cached under
+~/.cache/voicegender/rootfs, keyed by suite + package list); each test run installs into a fresh copy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pi_helpers import REPO, SCRIPTS, bundle
+
+pytestmark = [pytest.mark.slow, pytest.mark.arm64]
+
+SUITES = {"bookworm": "3.11", "trixie": "3.13"}
+BINFMT = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+MODEL = REPO / "models" / "voicegender.tflite"
+CHROOT_ENV = ["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME=/root", "LANG=C.UTF-8"]
+
+
+def arm64_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (debootstrap, chroot)"
+    for tool, pkg in (("debootstrap", "debootstrap"), ("unshare", "util-linux"), ("chroot", "coreutils")):
+        if shutil.which(tool) is None:
+            return f"{tool} not found (apt-get install {pkg})"
+    if not BINFMT.exists():
+        return (
+            "no binfmt handler for aarch64: apt-get install qemu-user-static binfmt-support, then "
+            "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts --enable qemu-aarch64"
+        )
+    if BINFMT.read_text().splitlines()[0].strip() != "enabled":
+        return "binfmt handler qemu-aarch64 is disabled (update-binfmts --enable qemu-aarch64)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def rootfs() -> dict[str, Path]:
+    """Cached pristine root filesystems, built in parallel when missing."""
+    reason = arm64_unavailable()
+    if reason:
+        pytest.skip(reason)
+    t0 = time.monotonic()
+    procs = {
+        suite: subprocess.Popen(
+            ["bash", str(SCRIPTS / "make_rootfs"), "--suite", suite, "--arch", "arm64"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for suite in SUITES
+    }
+    out = {}
+    for suite, p in procs.items():
+        stdout, stderr = p.communicate(timeout=3600)
+        if p.returncode != 0:
+            pytest.fail(f"make_rootfs {suite} failed:\n{stderr[-3000:]}")
+        out[suite] = Path(stdout.strip().splitlines()[-1])
+    print(f"\narm64 root filesystems ready in {time.monotonic() - t0:.0f} s")
+    return out
+
+
+def chroot(root: Path, *cmd: str, binds: dict[str, Path] | None = None, timeout: float = 1800):
+    """Run a command inside the arm64 root, in a private mount namespace (mounts vanish with it)."""
+    mounts = ['mount -t proc proc "$R/proc"', 'mount --rbind /sys "$R/sys"', 'mount --rbind /dev "$R/dev"']
+    for inside, outside in (binds or {}).items():
+        mounts.append(f'mkdir -p "$R{inside}" && mount --bind "{outside}" "$R{inside}"')
+    script = "set -e; " + "; ".join(mounts) + '; shift; exec chroot "$R" /usr/bin/env -i "$@"'
+    return subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            str(root),
+            *CHROOT_ENV,
+            *cmd,
+        ],
+        env={**os.environ, "R": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module", params=list(SUITES))
+def installed(
+    request: pytest.FixtureRequest, rootfs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+):
+    """(suite, root): a fresh copy of the suite's rootfs with voicegender installed from the bundle."""
+    suite = request.param
+    root = tmp_path_factory.mktemp(f"arm64-{suite}") / "root"
+    subprocess.run(["cp", "-a", "--reflink=auto", str(rootfs[suite]), str(root)], check=True)
+    t0 = time.monotonic()
+    # PIP_NO_COMPILE: byte-compiling numpy under emulation costs minutes and proves nothing here.
+    r = chroot(
+        root,
+        "PIP_NO_COMPILE=1",
+        "bash",
+        "/bundle/install.sh",
+        "--no-start",
+        "--bundle",
+        "/bundle",
+        binds={"/bundle": bundle()},
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    print(f"\n{suite}: install.sh in the arm64 chroot took {time.monotonic() - t0:.0f} s")
+    yield suite, root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+VENV = "/opt/voicegender/venv/bin"
+
+
+def test_install_gives_an_arm64_venv_with_the_service_enabled(installed: tuple[str, Path]) -> None:
+    suite, root = installed
+    probe = (
+        "import platform, sys, voicegender, numpy, ai_edge_litert, sounddevice, gpiozero, systemd.journal; "
+    )
+    probe += "print(platform.machine(), '%d.%d' % sys.version_info[:2], voicegender.__version__)"
+    r = chroot(root, f"{VENV}/python", "-c", probe)
+    assert r.returncode == 0, r.stderr[-3000:]
+    machine, python, version = r.stdout.split()
+    assert (machine, python) == ("aarch64", SUITES[suite])
+    assert version == (REPO / "device" / "__init__.py").read_text().split('__version__ = "')[1].split('"')[0]
+    assert (root / "etc/systemd/system/multi-user.target.wants/voicegender.service").is_symlink()
+    groups = (root / "etc/group").read_text()
+    for g in ("audio", "gpio"):
+        line = next(ln for ln in groups.splitlines() if ln.startswith(f"{g}:"))
+        assert "voicegender" in line.split(":")[3].split(",")
+
+
+def test_voicegender_version_runs_on_arm64(installed: tuple[str, Path]) -> None:
+    if not (REPO / "device" / "cli.py").exists():
+        pytest.skip("device/cli.py not there yet")
+    _suite, root = installed
+    r = chroot(root, f"{VENV}/voicegender", "--version")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "0." in r.stdout + r.stderr
+
+
+def decisions(stdout: str) -> list[dict[str, Any]]:
+    """Every JSON object carrying a decision label in the CLI's --json output (one doc or JSON lines)."""
+    docs: list[Any] = []
+    try:
+        docs = [json.loads(stdout)]
+    except json.JSONDecodeError:
+        docs = [json.loads(ln) for ln in stdout.splitlines() if ln.strip().startswith(("{", "["))]
+    found: list[dict[str, Any]] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            if "label" in x:
+                found.append(x)
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(docs)
+    return found
+
+
+COMMANDS = {
+    "classify": ["classify", "--json", "male_1320.wav", "female_3575.wav", "demo_male_then_female.wav"],
+    "run": ["run", "--input", "demo_male_then_female.wav", "--fast", "--gpio", "mock", "--json"],
+}
+
+
+@pytest.fixture(scope="module")
+def x86_decisions(fixtures_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    if not MODEL.exists():
+        pytest.skip("shipped model models/voicegender.tflite not there yet")
+    if not (REPO / "device" / "cli.py").exists():
+        pytest.skip("device/cli.py not there yet")
+    out = {}
+    for name, args in COMMANDS.items():
+        args = [str(fixtures_dir / a) if a.endswith(".wav") else a for a in args]
+        r = subprocess.run(
+            [str(Path(sys.executable).parent / "voicegender"), *args], capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr[-3000:]
+        out[name] = decisions(r.stdout)
+        assert out[name], f"no decisions in x86_64 {name} output:\n{r.stdout[:2000]}"
+    return out
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_arm64_makes_the_same_decisions_as_x86_64(
+    installed: tuple[str, Path],
+    x86_decisions: dict[str, list[dict[str, Any]]],
+    fixtures_dir: Path,
+    command: str,
+) -> None:
+    suite, root = installed
+    args = [f"/fixtures/{a}" if a.endswith(".wav") else a for a in COMMANDS[command]]
+    r = chroot(root, f"{VENV}/voicegender", *args, binds={"/fixtures": fixtures_dir})
+    assert r.returncode == 0, r.stderr[-3000:]
+    arm = decisions(r.stdout)
+    ref = x86_decisions[command]
+    assert [d["label"] for d in arm] == [d["label"] for d in ref], (suite, arm, ref)
+    for a, b in zip(arm, ref, strict=True):
+        for key, value in b.items():
+            if isinstance(value, float):
+                # int8 kernels may round differently between XNNPACK builds; decisions may not.
+                assert math.isclose(a[key], value, abs_tol=0.02), (suite, key, a, b)
+            elif key not in ("time", "timestamp", "wall_time", "file", "path", "input"):
+                assert a[key] == value, (suite, key, a, b)

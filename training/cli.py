@@ -1,0 +1,133 @@
+"""``voicegender-train``: reproduce the shipped model, or train one on your own labelled speech."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from pathlib import Path
+
+from voicegender.errors import VoicegenderError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="voicegender-train", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ship = sub.add_parser(
+        "ship", help="train, quantise, evaluate and write the shipped model from ../shared/data"
+    )
+    ship.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("VOICEGENDER_DATA_DIR", REPO.parent / "shared" / "data")),
+    )
+    ship.add_argument(
+        "--out", type=Path, default=REPO / "models" / "voicegender.tflite", help="model file to write"
+    )
+    ship.add_argument(
+        "--report-dir", type=Path, default=REPO / "models" / "report", help="evaluation report folder"
+    )
+    ship.add_argument("--cache-dir", type=Path, default=REPO / "cache", help="feature and baseline cache")
+    ship.add_argument("--epochs", type=int, help="override the number of epochs")
+    ship.add_argument("--seed", type=int, help="override the training seed")
+    ship.add_argument("--no-baseline", action="store_true", help="skip the original-system baseline")
+
+    train = sub.add_parser(
+        "train", help="train a model on your own data (Common Voice, LibriSpeech, CSV manifests)"
+    )
+    train.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="KIND:PATH",
+        help="dataset, e.g. librispeech:/data/LibriSpeech, cv:/data/cv-corpus/en, manifest:/x/manifest.csv (repeatable)",
+    )
+    train.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="KIND:PATH",
+        help="extra evaluation-only dataset (repeatable)",
+    )
+    train.add_argument(
+        "--out", type=Path, required=True, help="model file to write (.tflite; metadata .json beside it)"
+    )
+    train.add_argument("--report-dir", type=Path, help="evaluation report folder (default: beside the model)")
+    train.add_argument("--cache-dir", type=Path, default=Path("cache"))
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--max-clips-per-speaker", type=int, default=None)
+    train.add_argument(
+        "--cv-tables",
+        default="validated",
+        help="Common Voice tables to read, comma-separated (validated,other)",
+    )
+    train.add_argument("--steps", type=int, help="stop after this many training steps (smoke tests)")
+    train.add_argument("--variants", type=int, help="augmented copies per clip")
+    train.add_argument("--no-baseline", action="store_true")
+    for q in (ship, train):
+        q.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        from . import ship
+
+        settings = ship.ShipSettings()
+        train = settings.train
+        if args.epochs is not None:
+            train = dataclasses.replace(train, epochs=args.epochs)
+        if args.seed is not None:
+            train = dataclasses.replace(train, seed=args.seed)
+        settings = dataclasses.replace(settings, train=train)
+        if args.command == "ship":
+            ship.run(
+                args.data_dir,
+                args.out,
+                args.report_dir,
+                args.cache_dir,
+                settings,
+                baseline=not args.no_baseline,
+            )
+        else:
+            if args.variants is not None:
+                settings = dataclasses.replace(settings, variants=args.variants)
+            if args.max_clips_per_speaker is not None:
+                settings = dataclasses.replace(
+                    settings,
+                    split=dataclasses.replace(
+                        settings.split, max_clips_per_speaker=args.max_clips_per_speaker
+                    ),
+                )
+            ship.run_custom(
+                args.data,
+                args.eval,
+                args.out,
+                args.report_dir or args.out.parent / "report",
+                args.cache_dir,
+                settings,
+                cv_tables=tuple(t.strip() for t in args.cv_tables.split(",") if t.strip()),
+                steps=args.steps,
+                baseline=not args.no_baseline,
+            )
+    except VoicegenderError as exc:
+        print(f"voicegender-train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Clips -> MFCC training windows, with the device's own front end, in parallel, cached on disk.
+
+The cache key covers everything that changes the numbers: front-end settings and version, window
+geometry, augmentation settings, seed, variants and the clip list itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from voicegender.frontend import FRONTEND_VERSION, Frontend, FrontendSettings
+
+from .augment import AugmentSettings, augment
+from .windows import voiced_window_starts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """Geometry of the model's input windows."""
+
+    window_frames: int = 98
+    """Frames per window (98 frames of 10 ms = 1 s of audio)."""
+    train_hop_frames: int = 25
+    """Hop between training windows cut from one clip (0.25 s)."""
+    min_voiced: float = 0.6
+    """Share of a window's frames that must be voiced for it to be used."""
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """MFCC windows and, per window, which clip and augmentation variant it came from."""
+
+    x: np.ndarray
+    """(n, window_frames, n_mfcc) float32 MFCC windows."""
+    clip: np.ndarray
+    """(n,) index into the clip list."""
+    variant: np.ndarray
+    """(n,) 0 = clean, 1.. = augmented copies."""
+
+    def select(self, mask: np.ndarray) -> FeatureSet:
+        return FeatureSet(self.x[mask], self.clip[mask], self.variant[mask])
+
+
+def _clip_windows(args: tuple) -> tuple[np.ndarray, np.ndarray]:
+    audio, fs_dict, ws_dict, aug_dict, variants, seed = args
+    frontend = Frontend(FrontendSettings(**fs_dict))
+    ws = WindowSettings(**ws_dict)
+    aug = AugmentSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug_dict.items()})
+    hop = frontend.settings.hop_length
+    # Choose windows on the clean audio so every variant covers the same speech.
+    starts = voiced_window_starts(audio, frontend, ws.window_frames, ws.train_hop_frames, ws.min_voiced)
+    n_samples = (ws.window_frames - 1) * hop + frontend.settings.win_length
+    out, var = [], []
+    rng = np.random.default_rng(seed)
+    for v in range(variants + 1):
+        sig = audio if v == 0 else augment(audio, aug, rng)
+        for s in starts:
+            seg = sig[s * hop : s * hop + n_samples]
+            out.append(frontend.mfcc(seg))
+            var.append(v)
+    if not out:
+        return np.zeros((0, ws.window_frames, frontend.settings.n_mfcc), np.float32), np.zeros(0, np.int8)
+    return np.stack(out).astype(np.float32), np.asarray(var, np.int8)
+
+
+def cache_key(
+    clip_ids: Sequence[str],
+    fs: FrontendSettings,
+    ws: WindowSettings,
+    aug: AugmentSettings,
+    variants: int,
+    seed: int,
+) -> str:
+    blob = json.dumps(
+        {
+            "frontend": fs.to_dict(),
+            "frontend_version": FRONTEND_VERSION,
+            "windows": dataclasses.asdict(ws),
+            "augment": dataclasses.asdict(aug),
+            "variants": variants,
+            "seed": seed,
+            "clips": list(clip_ids),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def extract_windows(
+    audios: Sequence[np.ndarray],
+    clip_ids: Sequence[str],
+    fs: FrontendSettings,
+    ws: WindowSettings,
+    aug: AugmentSettings,
+    variants: int,
+    seed: int,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> FeatureSet:
+    """MFCC windows from each clip: the clean audio plus ``variants`` augmented copies."""
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"windows-{cache_key(clip_ids, fs, ws, aug, variants, seed)}.npz"
+        if path.exists():
+            with np.load(path) as z:
+                return FeatureSet(z["x"], z["clip"], z["variant"])
+    # Per-clip seeds from one SeedSequence: the result doesn't depend on the number of workers.
+    seeds = np.random.SeedSequence(seed).generate_state(len(audios))
+    jobs = [
+        (a, fs.to_dict(), dataclasses.asdict(ws), dataclasses.asdict(aug), variants, int(s))
+        for a, s in zip(audios, seeds, strict=True)
+    ]
+    workers = workers or min(len(jobs), os.cpu_count() or 1) or 1
+    xs, clips, vars_ = [], [], []
+    with ProcessPoolExecutor(workers) as pool:
+        results = pool.map(_clip_windows, jobs, chunksize=4)
+        if progress:
+            from tqdm import tqdm
+
+            results = tqdm(results, total=len(jobs), desc="features", unit="clip", leave=False)
+        for i, (x, v) in enumerate(results):
+            xs.append(x)
+            vars_.append(v)
+            clips.append(np.full(len(x), i, np.int32))
+    fset = FeatureSet(np.concatenate(xs), np.concatenate(clips), np.concatenate(vars_))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, x=fset.x, clip=fset.clip, variant=fset.variant)
+        tmp.replace(path)
+    return fset

@@ -1,0 +1,85 @@
+"""Write models/MODEL_CARD.md from the evaluation results and the model metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def write_model_card(path: Path, results: dict[str, Any], meta: dict[str, Any], report: Path) -> Path:
+    m, td = results["model"], meta["training_data"]
+    fe = meta["frontend"]
+    rows = [
+        f"| {name} | {q['int8']['speakers_female']}/{q['int8']['speakers_male']} | {q['int8']['clips']} | "
+        f"{_pct(q['int8']['clip_balanced_accuracy'])} | {_pct(q['float']['clip_balanced_accuracy'])} | "
+        f"{_pct(q['int8']['window_balanced_accuracy'])} | {_pct(q['int8']['uncertain_share'])} |"
+        for name, q in results["sets"].items()
+    ]
+    base = results.get("baseline", {}).get("scores", {})
+    base_rows = [f"| {k} | {_pct(v)} |" for k, v in base.items()]
+    licences = ", ".join(f"{k} ({v})" for k, v in td["licences"].items())
+    th = meta["thresholds"]
+    text = f"""# Model card: voicegender int8 CNN (`{m["file"]}`)
+
+## What it does
+Given about one second or more of speech at 16 kHz, it estimates whether the voice **sounds** male
+or female (p_female). The output is *perceived voice gender*: an acoustic property of a voice. It
+says nothing about a person's gender identity, sex, or anything else about who they are, and must not
+be used to make decisions about people.
+
+## Intended use
+A demonstration device and a teaching example of on-device speech classification: a Raspberry Pi
+lights an LED for the voice it hears. Not intended for surveillance, access control, profiling or
+any decision about an individual. No audio is stored or sent anywhere by the device.
+
+## Model
+- Depthwise-separable CNN on MFCCs: {m["params"]} parameters, {m["bytes"]} bytes as a full-integer
+  int8 TFLite file, {m["macs"] / 1e6:.2f} M multiply-accumulates per window.
+- Input: {meta["window_frames"]} frames ({m["window_seconds"]:.2f} s) of {fe["n_mfcc"]} MFCCs from
+  {fe["n_mels"]} mel bands {fe["fmin"]:g}-{fe["fmax"]:g} Hz (25 ms window, 10 ms hop), standardised per
+  coefficient, c0 relative to the window. The device slides it every {m["hop_seconds"]:.2f} s and
+  averages log-odds over the voiced windows of an utterance.
+- Output: log-odds of "female". Decision: male if p_female <= {th["male_below"]}, female if
+  >= {th["female_above"]}, otherwise "uncertain".
+
+## Training data (all licences allow redistribution of a trained model)
+- {td["clips"]} clips, {td["hours"]} hours, {td["speakers_female"]} female and {td["speakers_male"]}
+  male speakers from: {licences}.
+- Each clip also used in {td["augmented_copies"]} augmented copies: additive white/pink/brown noise
+  (3-30 dB SNR), synthetic room reverb (RT60 0.15-0.8 s), random microphone EQ with 50-300 Hz
+  high-pass and 3-8 kHz low-pass, gain and clipping. No pitch or speed changes.
+- Attribution: LibriSpeech (c) 2014 Vassil Panayotov et al., CC BY 4.0; CSTR VCTK Corpus
+  (c) University of Edinburgh, CC BY 4.0; AISHELL-3 (c) Beijing Shell Shell Technology, Apache 2.0;
+  Mozilla Common Voice (Persian), CC0.
+- Not trained on: EmoDB (no licence for redistribution; used for evaluation only), the LibriSpeech
+  test-clean speakers (held out; two are the project's test fixtures).
+
+## Evaluation (speaker-disjoint; see `{report.name}` in the evaluation report folder)
+
+| set | speakers F/M | clips | clip balanced acc. (int8) | (float) | 1 s windows (int8) | uncertain clips |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+The original system's approach (dense network on mel-mean vectors, random clip split) for comparison:
+
+| evaluated on | balanced accuracy |
+|---|---|
+{chr(10).join(base_rows) if base_rows else "| (not run) | |"}
+
+## Known limits
+- Trained mostly on read English audiobooks by adults (LibriSpeech), plus a few UK English, Mandarin
+  and Persian speakers. Other languages, spontaneous or emotional speech, and children are
+  under-represented; children's voices (high F0, short vocal tracts) will mostly be called "female".
+- Very low female voices and very high male voices are the expected errors, and so are voices
+  altered by illness, whispering, singing or shouting.
+- Noise, strong reverberation and cheap microphones were simulated, not recorded: real rooms and
+  microphones may do worse. Small test sets (tens of speakers) mean each figure above has an
+  uncertainty of a few points.
+- Two voices at once give an average of both.
+"""
+    path.write_text(text)
+    return path

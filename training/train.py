@@ -1,0 +1,96 @@
+"""Fit the CNN on normalised MFCC windows, deterministically from a seed."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from voicegender.model import normalise_windows
+
+from .cnn import CnnSettings, build_cnn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings."""
+
+    epochs: int = 14
+    """Passes over the training windows."""
+    batch_size: int = 128
+    """Windows per gradient step."""
+    learning_rate: float = 3e-3
+    """Peak learning rate (Adam), decayed with a cosine schedule."""
+    label_smoothing: float = 0.05
+    """Keeps logits from growing without bound, so int8 output quantisation has resolution left."""
+    relative_c0: bool = True
+    """Make c0 relative to the window mean (gain invariance); stored in the model metadata."""
+    seed: int = 1
+    """Seed for weights, shuffling and dropout."""
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """Per-coefficient statistics of the training windows."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    relative_c0: bool
+
+    @classmethod
+    def fit(cls, x: np.ndarray, relative_c0: bool) -> Normaliser:
+        flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
+        return cls(flat.mean(0).astype(np.float32), (flat.std(0) + 1e-3).astype(np.float32), relative_c0)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return normalise_windows(x, self.mean, self.std, self.relative_c0)[..., None]
+
+
+def set_determinism(seed: int) -> None:
+    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def fit(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    settings: TrainSettings,
+    cnn: CnnSettings | None = None,
+    verbose: int = 2,
+    steps: int | None = None,
+):
+    """Train and return (keras model, normaliser, history dict). ``steps`` caps training (for tests)."""
+    import keras
+
+    set_determinism(settings.seed)
+    norm = Normaliser.fit(x_train, settings.relative_c0)
+    model = build_cnn(x_train.shape[1], x_train.shape[2], cnn)
+    n_steps = steps or settings.epochs * int(np.ceil(len(x_train) / settings.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, n_steps, alpha=0.02)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=settings.label_smoothing),
+        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="acc")],
+    )
+    val = (norm(x_val), y_val.astype(np.float32)) if x_val is not None and len(x_val) else None
+    epochs = settings.epochs if steps is None else 1
+    history = model.fit(
+        norm(x_train),
+        y_train.astype(np.float32),
+        batch_size=settings.batch_size,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        validation_data=val,
+        shuffle=True,
+        verbose=verbose,
+    )
+    return model, norm, {k: [float(v) for v in vals] for k, vals in history.history.items()}
