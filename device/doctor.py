@@ -86,7 +86,8 @@ def check_microphone(config: Config, seconds: float = 2.0) -> Verdict:
         while got is None and time.monotonic() < deadline:
             got = source.read(0.2)
     except VoicegenderError as exc:
-        return Verdict("microphone", False, f"{exc}; see `voicegender devices` and set [audio] device")
+        text = str(exc).removeprefix("microphone: ")
+        return Verdict("microphone", False, f"{text}; see `voicegender devices` and set [audio] device")
     finally:
         source.close()
     if got is None:
@@ -102,7 +103,9 @@ def check_gpio(config: Config, chips: Callable[[], list[str]] | None = None) -> 
     found = sorted(chips() if chips else glob.glob("/dev/gpiochip*"))
     if not found:
         return Verdict(
-            "gpio", False, "no /dev/gpiochip*: not a Raspberry Pi? use --gpio mock or [leds] enabled = false"
+            "gpio",
+            False,
+            "no /dev/gpiochip*: not a Raspberry Pi? set [leds] enabled = false to run without LEDs",
         )
     usable = [c for c in found if os.access(c, os.R_OK | os.W_OK)]
     if not usable:

@@ -10,6 +10,7 @@ microphone disappears or fails. sounddevice (PortAudio) is imported only by the 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import queue
@@ -18,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, NoReturn, Protocol
 
 import numpy as np
 
@@ -263,10 +264,11 @@ class StdinSource(_Source):
 
 _open_streams = 0  # MicSource streams open in this process; PortAudio is only re-scanned when none are
 _streams_lock = threading.Lock()
+_abandoned: list[Any] = []  # streams whose close() hung (see _close_stream); kept so they are never freed
 
 # PortAudio error codes that mean "this device cannot do what was asked" (a settings problem,
 # not a device that went away).
-_PA_SETTINGS_ERRORS = {-9997: "sample rate", -9998: "channel count", -9994: "sample format"}
+_PA_SETTINGS_ERRORS = frozenset({-9997, -9998, -9994})  # invalid sample rate, channel count, format
 
 
 def _import_sounddevice() -> ModuleType:
@@ -295,9 +297,34 @@ def _rescan(sd: ModuleType) -> None:
         if _open_streams or not (hasattr(sd, "_terminate") and hasattr(sd, "_initialize")):
             return
         try:
-            sd._terminate()
-        finally:
+            with contextlib.suppress(sd.PortAudioError):
+                sd._terminate()
             sd._initialize()
+        except sd.PortAudioError as exc:
+            raise VoicegenderError(f"microphone: cannot initialise PortAudio: {exc}") from None
+
+
+def _close_stream(stream: Any, sd: ModuleType | None, timeout: float) -> bool:
+    """Close a PortAudio stream, giving up after ``timeout`` seconds; True if it closed.
+
+    Closing joins PortAudio's callback thread, and a driver whose device or sound server died can
+    leave that thread deadlocked (seen with ALSA's pulse plugin when the PulseAudio server is
+    killed). Rather than hang the daemon, such a stream is abandoned: it stays counted as open, so
+    PortAudio is never re-initialised under it, and sounddevice's exit handler (which would try to
+    close it again) is unregistered.
+    """
+    global _open_streams
+    closer = threading.Thread(target=stream.close, kwargs={"ignore_errors": True}, daemon=True)
+    closer.start()
+    closer.join(timeout)
+    if closer.is_alive():
+        _abandoned.append(stream)
+        if sd is not None and hasattr(sd, "_exit_handler"):
+            atexit.unregister(sd._exit_handler)
+        return False
+    with _streams_lock:
+        _open_streams -= 1
+    return True
 
 
 def _input_devices(sd: ModuleType) -> list[tuple[int, dict[str, Any]]]:
@@ -378,8 +405,9 @@ class MicSource(_Source):
     the consumer falls behind the oldest chunk is dropped and counted in ``overflows`` (as are
     PortAudio input overflows). ``read`` raises :class:`SourceLost` when the stream stops by itself,
     PortAudio reports an error, or no audio arrives for ``stall_seconds`` (``start_seconds`` after
-    opening, as some drivers take a moment to start). ``sample_rate`` is the requested rate, or 0
-    until ``open()`` has found the device and its default rate.
+    opening, as some drivers take a moment to start). ``close()`` gives up on a stream whose driver
+    does not release it within ``close_seconds`` (see ``_close_stream``). ``sample_rate`` is the
+    requested rate, or 0 until ``open()`` has found the device and its default rate.
     """
 
     def __init__(
@@ -390,6 +418,7 @@ class MicSource(_Source):
         queue_chunks: int = 50,
         stall_seconds: float = 2.0,
         start_seconds: float = 5.0,
+        close_seconds: float = 3.0,
     ) -> None:
         if queue_chunks < 1:
             raise VoicegenderError(f"microphone: queue_chunks must be at least 1, not {queue_chunks!r}")
@@ -401,6 +430,7 @@ class MicSource(_Source):
         self.queue_chunks = queue_chunks
         self.stall_seconds = max(float(stall_seconds), 3 * self.chunk_seconds)
         self.start_seconds = max(float(start_seconds), self.stall_seconds)
+        self.close_seconds = float(close_seconds)
         self.name = "default input" if device is None else str(device)
         self.sample_rate = self.requested_rate or 0
         self.overflows = 0
@@ -522,19 +552,17 @@ class MicSource(_Source):
         elif now - last > self.stall_seconds:
             self._lose(f"no audio for {now - last:.1f} s")
 
-    def _lose(self, why: str) -> None:
+    def _lose(self, why: str) -> NoReturn:
         self._lost = f"microphone {self.name!r} lost: {why}"
         self.close()
         raise SourceLost(self._lost)
 
     def close(self) -> None:
-        global _open_streams
         stream, self._stream = self._stream, None
-        if stream is None:
-            return
-        with _streams_lock:
-            _open_streams -= 1
-        stream.close(ignore_errors=True)
+        if stream is not None and not _close_stream(stream, self._sd, self.close_seconds):
+            self._lost = (
+                self._lost or f"microphone {self.name!r} lost"
+            ) + " (the audio driver did not let go of it)"
 
 
 # -- choosing a source ----------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ Matched settings:
   nfft=512, lowfreq=60, highfreq=8000, preemph=0, ceplifter=0, appendEnergy=False,
   winfunc=np.hanning)``: same framing, FFT size, band count and range, coefficients; it differs
   in its HTK mel scale, unnormalised filters, natural log, symmetric Hann and end padding.
+- librosa-1t: the same librosa call inside ``threadpoolctl.threadpool_limits(1)``. By default its mel
+  product runs on OpenBLAS worker threads, which on a busy machine (other processes on the other
+  cores) makes it many times slower; our front end never wakes them (see device/frontend.py).
 - streaming: ``StreamingFrontend().push`` fed 160-sample (10 ms, one hop per push) and
   1600-sample (100 ms, the daemon's block) chunks; cost per 10 ms hop.
 
@@ -74,12 +77,23 @@ def blas() -> str:
 class Timer:
     """Per-call wall times and the process CPU time (all threads) spent in them."""
 
-    def __init__(self, fn: Callable[[], object], calls: int, per_call: float) -> None:
-        self.fn, self.calls, self.per_call = fn, calls, per_call
+    def __init__(
+        self, fn: Callable[[], object], calls: int, per_call: float, blas_threads: int | None = None
+    ) -> None:
+        self.fn, self.calls, self.per_call, self.blas_threads = fn, calls, per_call, blas_threads
         self.wall: list[float] = []
         self.cpu = 0.0
 
     def run(self) -> None:
+        if self.blas_threads is None:
+            self._run()
+            return
+        from threadpoolctl import threadpool_limits  # comes with librosa (via scikit-learn)
+
+        with threadpool_limits(limits=self.blas_threads):
+            self._run()
+
+    def _run(self) -> None:
         for _ in range(self.calls):
             c0, t0 = time.process_time(), time.perf_counter()
             self.fn()
@@ -94,6 +108,14 @@ class Timer:
     @property
     def cpu_ratio(self) -> float:
         return self.cpu / (sum(self.wall) * self.per_call)
+
+
+def table_row(cells: tuple[str, ...] | list[str], widths: tuple[int, ...]) -> str:
+    """A Markdown table row: first column left-aligned, the others right-aligned."""
+    padded = [
+        f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    ]
+    return "| " + " | ".join(padded) + " |"
 
 
 def streamer(audio: np.ndarray, chunk: int) -> Callable[[], object]:
@@ -111,16 +133,7 @@ def streamer(audio: np.ndarray, chunk: int) -> Callable[[], object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
-    parser.add_argument(
-        "--blas-threads",
-        type=int,
-        help="limit every library's BLAS/OpenMP threads (threadpoolctl) instead of their defaults",
-    )
     args = parser.parse_args()
-    if args.blas_threads:
-        from threadpoolctl import threadpool_limits  # librosa's scikit-learn dependency brings it
-
-        threadpool_limits(limits=args.blas_threads)  # stays in force for the whole run
 
     a60 = speech(60.0)
     a1 = a60[:SR].copy()
@@ -147,11 +160,13 @@ def main() -> int:
         "batch 1 s": {
             "numpy": Timer(lambda: fe.mfcc(a1), 40, 1),
             "librosa": Timer(lib(a1), 40, 1),
+            "librosa1": Timer(lib(a1), 40, 1, blas_threads=1),
             "psf": Timer(psfs(a1), 40, 1),
         },
         "batch 60 s": {
             "numpy": Timer(lambda: fe.mfcc(a60), 3, 1),
             "librosa": Timer(lib(a60), 3, 1),
+            "librosa1": Timer(lib(a60), 3, 1, blas_threads=1),
             "psf": Timer(psfs(a60), 2, 1),
         },
         "stream 160": {"numpy": Timer(streamer(a60[: int(stream_s * SR)], 160), 10, stream_s * SR / HOP)},
@@ -169,22 +184,27 @@ def main() -> int:
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end")
     print(f"Python {platform.python_version()}, numpy {np.__version__} ({blas()}),")
     print(f"librosa {librosa.__version__}, python_speech_features {getattr(psf, '__version__', '0.6')}")
-    threads = f"BLAS threads limited to {args.blas_threads}" if args.blas_threads else "default BLAS threads"
-    print(f"Audio: fixture speech tiled to 60 s; {args.rounds} interleaved rounds; medians; {threads}")
+    print(f"Audio: fixture speech tiled to 60 s; {args.rounds} interleaved rounds; medians")
     print(f"Parity: max |log-mel dB - librosa| over 10 s = {parity:.1e}")
+    print("librosa-1t: librosa with BLAS limited to 1 thread (threadpoolctl); psf: python_speech_features")
     print()
-    print(f"| {'case':<12} | {'numpy':>10} | {'librosa':>10} | {'psf':>10} | {'numpy/librosa':>13} | "
-          f"{'psf/librosa':>11} | {'cpu/wall np, lr':>15} |")  # fmt: skip
-    print(f"|{'-' * 14}|{'-' * 12}:|{'-' * 12}:|{'-' * 12}:|{'-' * 14}:|{'-' * 12}:|{'-' * 16}:|")
+    cols = ("case", "numpy", "librosa", "librosa-1t", "psf", "np/librosa", "np/librosa-1t", "psf/librosa")
+    widths = (10, 10, 10, 10, 10, 10, 13, 11, 17)
+    header = (*cols, "cpu/wall np, lr")
+    print(table_row(header, widths))
+    print("|" + "|".join(("-" * (w + 1) + ":") if i else "-" * (w + 2) for i, w in enumerate(widths)) + "|")
     for case in ("batch 1 s", "batch 60 s"):
         g = groups[case]
-        lr = g["librosa"].median
-        cells = [f"{g[k].median * 1e3:8.2f} ms" for k in ("numpy", "librosa", "psf")]
-        print(
-            f"| {case:<12} | {cells[0]:>10} | {cells[1]:>10} | {cells[2]:>10} | "
-            f"{g['numpy'].median / lr:13.2f} | {g['psf'].median / lr:11.2f} | "
-            f"{g['numpy'].cpu_ratio:6.2f}, {g['librosa'].cpu_ratio:6.2f} |"
-        )
+        lr, lr1 = g["librosa"].median, g["librosa1"].median
+        cells = [
+            case,
+            *(f"{g[k].median * 1e3:.2f} ms" for k in ("numpy", "librosa", "librosa1", "psf")),
+            f"{g['numpy'].median / lr:.2f}",
+            f"{g['numpy'].median / lr1:.2f}",
+            f"{g['psf'].median / lr:.2f}",
+            f"{g['numpy'].cpu_ratio:.2f}, {g['librosa'].cpu_ratio:.2f}",
+        ]
+        print(table_row(cells, widths))
     print()
     print(f"| {'streaming chunk':<24} | {'per 10 ms hop':>13} | {'share of one core':>17} |")
     print(f"|{'-' * 26}|{'-' * 14}:|{'-' * 18}:|")

@@ -1,8 +1,9 @@
 """Real capture through sounddevice/PortAudio/ALSA from a private PulseAudio server's null sink.
 
 Each test starts its own PulseAudio daemon (works as root too: ``--system=false`` with private
-runtime/state/home dirs and a native-protocol socket in a temp dir; no D-Bus, no autospawn) that
-loads only a null sink ``vg_null`` and makes its monitor the default source. ``paplay`` plays a
+runtime/state/home dirs and a native-protocol socket in a temp dir; no D-Bus, no autospawn, no
+client shared memory) that loads only a null sink ``vg_null`` and makes its monitor the default
+source. ``paplay`` plays a
 fixture into the sink, and ``MicSource(device="pulse")`` (ALSA's ``pulse`` PCM from the
 libasound2-plugins package) records it back. Needs the Debian packages pulseaudio,
 pulseaudio-utils, libasound2-plugins and libportaudio2.
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from voicegender.resample import resample
-from voicegender.sources import MicSource, SourceLost
+from voicegender.sources import MicSource, SourceLost, list_input_devices
 from voicegender.wavio import read_wav
 
 pytestmark = pytest.mark.slow
@@ -48,7 +49,10 @@ class PulseServer:
             "set-default-source vg_null.monitor\n"
         )
         self.client_conf = root / "client.conf"
-        self.client_conf.write_text("autospawn = no\n")  # a client must never start a daemon we don't own
+        # autospawn: a client must never start a daemon we don't own. No shared memory: with it,
+        # libpulse 16 can deadlock tearing down a connection whose server died (a client thread
+        # waits in pa_memimport_free holding the mainloop lock that PortAudio's thread needs).
+        self.client_conf.write_text("autospawn = no\nenable-shm = no\nenable-memfd = no\n")
         # What clients (this process, paplay, pactl) need to find this server and only this server.
         self.client_env = {"PULSE_SERVER": f"unix:{self.socket}", "PULSE_CLIENTCONFIG": str(self.client_conf)}
 
@@ -133,9 +137,12 @@ def test_records_what_is_played_into_the_null_sink(pulse: PulseServer, fixtures_
     wav = fixtures_dir / "female_3575.wav"
     ref, ref_rate = read_wav(wav)
     chunks: list[np.ndarray] = []
+    listed = {d["name"]: d for d in list_input_devices()}
+    assert "pulse" in listed, f"ALSA's pulse device is missing (libasound2-plugins?): {sorted(listed)}"
     with MicSource(device="pulse", chunk_seconds=0.05) as mic:
         assert mic.name == "pulse"
         rate = mic.sample_rate
+        assert rate == listed["pulse"]["default_samplerate"]  # the device's own rate when none is asked
         chunks.append(first_chunk(mic))
         player = subprocess.Popen(["paplay", str(wav)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:

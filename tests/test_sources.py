@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from voicegender import sources
 from voicegender.errors import VoicegenderError
 from voicegender.sources import (
     MicSource,
@@ -272,6 +273,7 @@ class FakeStream:
         self.started = True
 
     def close(self, ignore_errors: bool = True) -> None:
+        self.sd.release_close.wait()  # a deadlocked driver never returns from Pa_CloseStream
         self.closed = True
 
     def deliver(self, block: np.ndarray, overflow: bool = False) -> None:
@@ -295,6 +297,8 @@ class FakeSoundDevice(types.ModuleType):
         self.rescans = 0
         self.fail_start = False
         self.unsupported_rates: set[int] = set()
+        self.release_close = threading.Event()
+        self.release_close.set()
 
     def query_devices(self, device=None, kind=None):
         if kind == "input":
@@ -498,6 +502,28 @@ def test_mic_reopen_after_loss_rescans_devices(fake_sd: FakeSoundDevice) -> None
     fake_sd.streams[-1].deliver(np.full((4800, 1), 0.5))
     assert mic.read(0.5)[0] == 0.5
     mic.close()
+    mic.close()
+
+
+def test_mic_whose_driver_hangs_on_close_is_abandoned_not_waited_for(
+    fake_sd: FakeSoundDevice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The abandoned stream stays counted as open for the rest of the process: undo that afterwards.
+    monkeypatch.setattr(sources, "_open_streams", sources._open_streams)
+    monkeypatch.setattr(sources, "_abandoned", [])
+    mic = MicSource(device="usb", close_seconds=0.3)
+    mic.open()
+    stream = fake_sd.streams[-1]
+    fake_sd.release_close.clear()
+    stream.finish()
+    t0 = time.monotonic()
+    with pytest.raises(SourceLost, match="did not let go"):
+        mic.read(5.0)
+    assert time.monotonic() - t0 < 2.0
+    rescans = fake_sd.rescans
+    mic.open()  # retrying works, without re-initialising PortAudio under the stuck stream
+    assert fake_sd.rescans == rescans
+    fake_sd.release_close.set()
     mic.close()
 
 

@@ -238,7 +238,7 @@ def train_baseline(
     metrics = {
         "split": f"{settings.split} by clip (not speaker-disjoint)",
         "seed": seed,
-        "settings": asdict(settings),
+        "settings": {**asdict(settings), "hidden_units": list(settings.hidden_units)},  # JSON round-trips
         "n_train": len(train_idx),
         "n_val": len(val_idx),
         "n_test": len(test_idx),

@@ -18,7 +18,7 @@ class CnnSettings:
     """Pointwise filters of each depthwise-separable block."""
     block_strides: tuple[int, ...] = (1, 2, 1, 2)
     """Stride (time and frequency) of each block's depthwise convolution."""
-    dropout: float = 0.2
+    dropout: float = 0.5
     """Dropout before the output layer."""
 
 

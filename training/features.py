@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from voicegender.frontend import FRONTEND_VERSION, Frontend, FrontendSettings
 
 from .augment import AugmentSettings, augment
@@ -57,18 +58,18 @@ def _clip_windows(args: tuple) -> tuple[np.ndarray, np.ndarray]:
     frontend = Frontend(FrontendSettings(**fs_dict))
     ws = WindowSettings(**ws_dict)
     aug = AugmentSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug_dict.items()})
-    hop = frontend.settings.hop_length
     # Choose windows on the clean audio so every variant covers the same speech.
     starts = voiced_window_starts(audio, frontend, ws.window_frames, ws.train_hop_frames, ws.min_voiced)
-    n_samples = (ws.window_frames - 1) * hop + frontend.settings.win_length
     out, var = [], []
     rng = np.random.default_rng(seed)
     for v in range(variants + 1):
-        sig = audio if v == 0 else augment(audio, aug, rng)
-        for s in starts:
-            seg = sig[s * hop : s * hop + n_samples]
-            out.append(frontend.mfcc(seg))
-            var.append(v)
+        # Frames of the whole clip equal the frames of each window cut from it (frames are not centred).
+        frames = frontend.mfcc(audio if v == 0 else augment(audio, aug, rng))
+        # Random crops: augmented copies shift their windows by up to one training hop.
+        shift = int(rng.integers(0, ws.train_hop_frames)) if v else 0
+        last = len(frames) - ws.window_frames
+        out.extend(frames[min(s + shift, last) : min(s + shift, last) + ws.window_frames] for s in starts)
+        var.extend([v] * len(starts))
     if not out:
         return np.zeros((0, ws.window_frames, frontend.settings.n_mfcc), np.float32), np.zeros(0, np.int8)
     return np.stack(out).astype(np.float32), np.asarray(var, np.int8)

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class TrainSettings:
     """Optimisation settings."""
 
-    epochs: int = 14
+    epochs: int = 8
     """Passes over the training windows."""
     batch_size: int = 128
     """Windows per gradient step."""
@@ -26,6 +26,8 @@ class TrainSettings:
     """Peak learning rate (Adam), decayed with a cosine schedule."""
     label_smoothing: float = 0.05
     """Keeps logits from growing without bound, so int8 output quantisation has resolution left."""
+    weight_decay: float = 0.02
+    """Decoupled weight decay (AdamW); 0 disables it."""
     relative_c0: bool = True
     """Make c0 relative to the window mean (gain invariance); stored in the model metadata."""
     seed: int = 1
@@ -77,7 +79,9 @@ def fit(
     n_steps = steps or settings.epochs * int(np.ceil(len(x_train) / settings.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, n_steps, alpha=0.02)
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay)
+        if settings.weight_decay
+        else keras.optimizers.Adam(schedule),
         loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=settings.label_smoothing),
         metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="acc")],
     )
