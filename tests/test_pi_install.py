@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pi_helpers import FIRMWARE, SCRIPTS, bundle, need_root, need_tools
+from pi_helpers import FIRMWARE, REPO, SCRIPTS, bundle, need_root, need_tools
 
 
 def shell_scripts() -> list[Path]:
@@ -99,7 +99,7 @@ def test_install_reinstall_uninstall_in_a_root_tree(x86_bundle: Path, tmp_path: 
     wants = root / "etc/systemd/system/multi-user.target.wants/voicegender.service"
     assert wants.is_symlink() and wants.resolve() == (root / "etc/systemd/system/voicegender.service")
     assert "voicegender:" in (root / "etc/passwd").read_text()
-    assert (root / "opt/voicegender/README.md").read_text() == (FIRMWARE / "README.md").read_text()
+    assert (root / "opt/voicegender/README.md").read_text() == (REPO / "README.md").read_text()
     if (FIRMWARE / "config.toml").exists():
         assert (root / "etc/voicegender/config.toml").read_text() == (FIRMWARE / "config.toml").read_text()
 

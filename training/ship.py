@@ -4,6 +4,7 @@ report and write the model card. ``voicegender-train ship`` runs this."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -27,7 +28,7 @@ from .features import WindowSettings, extract_windows
 from .modelcard import write_model_card
 from .report import write_report
 from .splits import SplitSettings, split_by_speaker
-from .train import TrainSettings, fit
+from .train import Normaliser, TrainSettings, fit
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,9 @@ def train_and_report(
     )
     t_feat = time.monotonic()
 
-    model, norm, history = fit(train_set.x, y_train, val_set.x, y_val, s.train, s.cnn, steps=steps)
+    model, norm, history = _fit_cached(
+        train_set, y_train, val_set.x, y_val, s, steps, cache_dir, [str(c.path) for c in train_clips]
+    )
     t_train = time.monotonic()
     tflite = to_int8_tflite(model, norm(train_set.x), seed=s.train.seed)
 
@@ -199,8 +202,8 @@ def train_and_report(
         "training_data": {
             "corpora": sorted({c.corpus for c in train_clips}),
             "licences": {Path(spec.split(":", 1)[-1]).name: lic for spec, lic in train_specs},
-            "speakers_female": summary.speakers_female,
-            "speakers_male": summary.speakers_male,
+            "speakers_female": summary.speakers_by_gender["female"],
+            "speakers_male": summary.speakers_by_gender["male"],
             "clips": len(train_clips),
             "hours": round(sum(len(a) for a in train_audio) / fs.sample_rate / 3600, 3),
             "augmented_copies": s.variants,
@@ -276,11 +279,39 @@ def train_and_report(
         for name, by in results["sets"].items()
     }
     out_model.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    split_record = {
+        side: sorted({c.speaker or str(c.path) for c in clips_})
+        for side, clips_ in (("train", train_clips), ("validation", val_clips), ("test", test_clips))
+    }
+    Path(report_dir).mkdir(parents=True, exist_ok=True)
+    (Path(report_dir) / "split.json").write_text(json.dumps(split_record, indent=1) + "\n")
     report = write_report(results, report_dir)
     model.save(Path(report_dir) / "model.keras")  # the float model, for comparison and fine-tuning
     write_model_card(out_model.parent / "MODEL_CARD.md", results, meta, report)
     log.info("wrote %s, %s in %.1f min", out_model, report, (time.monotonic() - t0) / 60)
     return results
+
+
+def _fit_cached(
+    train_set, y_train, x_val, y_val, s: ShipSettings, steps, cache_dir: Path, clip_ids: list[str]
+):
+    """Train, or load the model a previous run trained on the same windows with the same settings."""
+    import keras
+
+    blob = json.dumps([clip_ids, _jsonable(dataclasses.asdict(s)), steps, len(y_train)], sort_keys=True)
+    where = Path(cache_dir) / f"model-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+    if (where / "model.keras").exists():
+        log.info("using the model trained earlier with the same data and settings: %s", where)
+        with np.load(where / "norm.npz") as z:
+            norm = Normaliser(z["mean"], z["std"], bool(z["relative_c0"]))
+        history = json.loads((where / "history.json").read_text())
+        return keras.saving.load_model(where / "model.keras"), norm, history
+    model, norm, history = fit(train_set.x, y_train, x_val, y_val, s.train, s.cnn, steps=steps)
+    where.mkdir(parents=True, exist_ok=True)
+    model.save(where / "model.keras")
+    np.savez(where / "norm.npz", mean=norm.mean, std=norm.std, relative_c0=norm.relative_c0)
+    (where / "history.json").write_text(json.dumps(history))
+    return model, norm, history
 
 
 def _baseline(eval_sets: dict[str, list[EvalClip]], npz: Path, cache_dir: Path, seed: int) -> dict[str, Any]:
@@ -293,9 +324,13 @@ def _baseline(eval_sets: dict[str, list[EvalClip]], npz: Path, cache_dir: Path, 
     except (OSError, ValueError, VoicegenderError):
         model, train_metrics = baseline.train_baseline(npz, seed)
         baseline.save_baseline(model, train_metrics, where)
-    scores = {"Common Voice, random clip split (as originally reported)": train_metrics["test"]["balanced_accuracy"]}
+    scores = {
+        "Common Voice, random clip split (as originally reported)": train_metrics["test"]["balanced_accuracy"]
+    }
     for name, eclips in eval_sets.items():
-        scores[name] = baseline.score_baseline(model, [(c.audio, int(c.female)) for c in eclips])["balanced_accuracy"]
+        scores[name] = baseline.score_baseline(model, [(c.audio, int(c.female)) for c in eclips])[
+            "balanced_accuracy"
+        ]
     return {"scores": scores}
 
 

@@ -86,13 +86,16 @@ def fit(
         metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="acc")],
     )
     val = (norm(x_val), y_val.astype(np.float32)) if x_val is not None and len(x_val) else None
-    epochs = settings.epochs if steps is None else 1
+    epochs, steps_per_epoch = settings.epochs, None
+    if steps is not None:  # a capped run (smoke tests): whole epochs where the data is smaller than steps
+        batches = int(np.ceil(len(x_train) / settings.batch_size))
+        epochs, steps_per_epoch = (1, steps) if steps <= batches else (int(np.ceil(steps / batches)), None)
     history = model.fit(
         norm(x_train),
         y_train.astype(np.float32),
         batch_size=settings.batch_size,
         epochs=epochs,
-        steps_per_epoch=steps,
+        steps_per_epoch=steps_per_epoch,
         validation_data=val,
         shuffle=True,
         verbose=verbose,

@@ -1,0 +1,772 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of ``voicegender run`` on a long stream of speakers the shipped model never saw.
+
+The stream (16 kHz mono 16-bit WAV, built once into a cache directory, never into the repo) joins
+held-out LibriSpeech test speakers (3-8 s cuts between pauses) and EmoDB speakers (2-3 consecutive
+clips of one speaker joined with ~0.3 s pauses), each scaled to -32..-22 dBFS, over a continuous
+room-noise bed (pink or brown noise at -50..-40 dBFS plus a faint mains hum), with 1-2 s of room
+noise between utterances and every 3-5 utterances a 1-3 s burst (white or pink noise, a 440 Hz or
+1 kHz tone, or a chord) at -30..-15 dBFS. The RNG is seeded, so the stream and timeline are
+reproducible.
+
+The daemon runs as a subprocess (``run --fast --gpio mock --json --provisional --decision-log off``
+with the shipped config) and its JSON decisions are matched to the timeline: a decision belongs to
+the speech segment it overlaps most. Decisions carry the evidence span but not the stream position
+at which they were emitted, so the same file is also replayed in-process through ``StreamProcessor``
+in the daemon's chunk size, recording the stream position at each decision (checked to give the
+same decisions as the subprocess). Also measured: real-time factor (wall and CPU time of the run
+over the stream duration), peak RSS of the run, and time from process start to READY=1 on a
+NOTIFY_SOCKET bound here (median of a few starts).
+
+    .venv/bin/python scripts/bench_stream.py [--minutes 12] [--seed 0] [--ready-runs 5] [--model PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+
+REPO = Path(__file__).resolve().parents[1]
+RATE = 16000
+STREAM_VERSION = 1
+"""Bump when the stream recipe changes, so cached streams are rebuilt."""
+ENVELOPE_FRAME, ENVELOPE_HOP = 320, 160
+"""20 ms frames every 10 ms for the energy envelope that trims and cuts the source speech."""
+
+GOALS = {
+    "accuracy": 0.95,
+    "rtf": 0.005,
+    "rss_mb": 60.0,
+    "ready_s": 1.0,
+    "onset_latency_s": 1.0,
+    "end_latency_s": 0.5,
+}
+
+
+@dataclass
+class Segment:
+    """One stretch of the stream's timeline."""
+
+    kind: str
+    """"speech", "noise" (room noise only) or "burst"."""
+    start: float
+    end: float
+    corpus: str = ""
+    """Speech: "EmoDB" or "LibriSpeech"; burst: what kind of sound."""
+    speaker: str = ""
+    gender: str = ""
+    source: str = ""
+    """Speech: the source files (and cut) it was made from."""
+
+
+# -- building the stream --------------------------------------------------------------------------------
+
+
+def envelope_db(x: np.ndarray) -> np.ndarray:
+    """RMS level (dBFS) of 20 ms frames every 10 ms."""
+    if x.size < ENVELOPE_FRAME:
+        x = np.pad(x, (0, ENVELOPE_FRAME - x.size))
+    frames = np.lib.stride_tricks.sliding_window_view(x, ENVELOPE_FRAME)[::ENVELOPE_HOP]
+    return 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+
+
+def speech_runs(x: np.ndarray, min_gap: float = 0.25, below: float = 30.0) -> list[tuple[int, int]]:
+    """Sample spans of active speech: frames within ``below`` dB of the loud ones, short gaps joined."""
+    db = envelope_db(x)
+    active = db > np.percentile(db, 95) - below
+    idx = np.flatnonzero(active)
+    if idx.size == 0:
+        return []
+    gap = round(min_gap * RATE / ENVELOPE_HOP)
+    breaks = np.flatnonzero(np.diff(idx) > gap)
+    firsts = np.concatenate(([idx[0]], idx[breaks + 1]))
+    lasts = np.concatenate((idx[breaks], [idx[-1]]))
+    margin = RATE // 50  # 20 ms either side
+    return [
+        (max(0, a * ENVELOPE_HOP - margin), min(x.size, b * ENVELOPE_HOP + ENVELOPE_FRAME + margin))
+        for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True)
+    ]
+
+
+def trim(x: np.ndarray) -> np.ndarray:
+    runs = speech_runs(x)
+    return x[runs[0][0] : runs[-1][1]] if runs else x[:0]
+
+
+def active_rms_db(x: np.ndarray) -> float:
+    db = envelope_db(x)
+    loud = db[db > np.percentile(db, 95) - 30]
+    return float(10 * np.log10(np.mean(10 ** (loud / 10))))
+
+
+def read_mono(path: Path) -> np.ndarray:
+    audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    if rate != RATE:
+        raise SystemExit(f"{path}: expected {RATE} Hz, got {rate}")
+    return audio.mean(axis=1)
+
+
+def test_speakers() -> tuple[list[str], Path]:
+    """Held-out speakers of the shipped model: its report's split if there is one, else the experiment's."""
+    for path in (REPO / "models" / "report" / "split.json", Path("/work/exp/split.json")):
+        if path.exists():
+            return list(json.loads(path.read_text())["test"]), path
+    raise SystemExit("no split.json with the model's test speakers (models/report/ or /work/exp/)")
+
+
+def librispeech_utterances(
+    data: Path, speakers: list[str], rng: np.random.Generator
+) -> list[tuple[np.ndarray, Segment]]:
+    """3-8 s cuts between pauses of the test speakers' recordings."""
+    root = data / "LibriSpeech"
+    genders = {}
+    for line in (root / "SPEAKERS.TXT").read_text().splitlines():
+        if line.startswith(";") or "|" not in line:
+            continue
+        fields = [f.strip() for f in line.split("|")]
+        genders[fields[0]] = {"F": "female", "M": "male"}[fields[1]]
+    out = []
+    for name in speakers:
+        if not name.startswith("librispeech_"):
+            continue
+        spk = name.removeprefix("librispeech_")
+        for flac in sorted(root.glob(f"*/{spk}/*/*.flac")):
+            audio = read_mono(flac)
+            runs = speech_runs(audio)
+            i = 0
+            while i < len(runs):
+                target = rng.uniform(3.0, 8.0) * RATE
+                best = None
+                for j in range(i, len(runs)):
+                    span = runs[j][1] - runs[i][0]
+                    if span > 8.0 * RATE:
+                        break
+                    if span >= 3.0 * RATE and (best is None or abs(span - target) < abs(best[1] - target)):
+                        best = (j, span)
+                if best is None:  # nothing 3-8 s starts here: move on
+                    i += 1
+                    continue
+                j = best[0]
+                a, b = runs[i][0], runs[j][1]
+                rel = flac.relative_to(root)
+                seg = Segment("speech", 0, 0, "LibriSpeech", f"librispeech-{spk}", genders[spk])
+                seg.source = f"{rel}@{a / RATE:.2f}-{b / RATE:.2f}"
+                out.append((audio[a:b], seg))
+                i = j + 1
+    return out
+
+
+class EmodbUtterances:
+    """2-3 consecutive clips of one EmoDB speaker (trimmed) joined by ~0.3 s pauses, speakers in turn."""
+
+    def __init__(self, data: Path, rng: np.random.Generator) -> None:
+        self.root = data / "emodb"
+        self.rng = rng
+        self.clips: dict[str, list[tuple[str, str]]] = {}
+        with open(self.root / "manifest.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                self.clips.setdefault(row["speaker_id"], []).append((row["path"], row["gender"]))
+        self.order = sorted(self.clips)
+        rng.shuffle(self.order)
+        self.cursor = {s: 0 for s in self.order}
+        self.turn = 0
+
+    def next(self) -> tuple[np.ndarray, Segment] | None:
+        for _ in range(len(self.order)):
+            spk = self.order[self.turn % len(self.order)]
+            self.turn += 1
+            clips, pos = self.clips[spk], self.cursor[spk]
+            parts: list[np.ndarray] = []
+            names = []
+            while pos < len(clips) and len(parts) < 3:
+                x = trim(read_mono(self.root / clips[pos][0]))
+                names.append(Path(clips[pos][0]).stem)
+                pos += 1
+                if x.size:
+                    parts.append(x)
+                if len(parts) >= 2 and sum(p.size for p in parts) >= 4.0 * RATE:
+                    break
+            self.cursor[spk] = pos
+            if len(parts) < 2:
+                continue
+            pause = np.zeros(round(self.rng.uniform(0.25, 0.35) * RATE), dtype=np.float32)
+            audio = np.concatenate([p if i == 0 else np.concatenate((pause, p)) for i, p in enumerate(parts)])
+            seg = Segment("speech", 0, 0, "EmoDB", spk, clips[pos - 1][1], "+".join(names))
+            return audio, seg
+        return None
+
+
+def colored_noise(n: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS noise with power spectrum ~ 1/f**alpha above 20 Hz (0 white, 1 pink, 2 brown)."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / RATE)
+    shape = np.zeros_like(f)
+    shape[f >= 20] = f[f >= 20] ** (-alpha / 2)
+    x = np.fft.irfft(spec * shape, n)
+    return x / np.sqrt(np.mean(x**2))
+
+
+def db_gain(db: float) -> float:
+    return 10 ** (db / 20)
+
+
+def room_bed(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Pink or brown noise at -50..-40 dBFS, a new colour and level every 10 s (crossfaded), plus hum."""
+    block, fade = 10 * RATE, RATE // 20
+    ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(fade) / fade)
+    out = np.zeros(n + block + fade)
+    for start in range(0, n, block):
+        x = colored_noise(block + fade, rng.choice([1.0, 2.0]), rng) * db_gain(rng.uniform(-50, -40))
+        if start:
+            x[:fade] *= ramp
+        x[-fade:] *= ramp[::-1]
+        out[start : start + block + fade] += x
+    t = np.arange(n) / RATE
+    mains = rng.choice([50.0, 60.0])
+    hum = sum(
+        a * np.sin(2 * np.pi * k * mains * t + rng.uniform(0, 2 * np.pi))
+        for k, a in ((1, 1.0), (2, 0.5), (3, 0.3))
+    )
+    hum *= db_gain(-58) / np.sqrt(np.mean(hum**2))
+    return out[:n] + hum
+
+
+def burst(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """1-3 s of white or pink noise, a pure tone or a chord at -30..-15 dBFS, with 10 ms ramps."""
+    n = round(rng.uniform(1.0, 3.0) * RATE)
+    kind = str(rng.choice(["white noise", "pink noise", "tone", "chord"]))
+    t = np.arange(n) / RATE
+    if kind == "white noise":
+        x = rng.standard_normal(n)
+    elif kind == "pink noise":
+        x = colored_noise(n, 1.0, rng)
+    elif kind == "tone":
+        freq = float(rng.choice([440.0, 1000.0]))
+        kind = f"tone {freq:g} Hz"
+        x = np.sin(2 * np.pi * freq * t)
+    else:
+        notes = [(261.63, 329.63, 392.0), (220.0, 277.18, 329.63), (440.0, 554.37, 659.25)]
+        chord = notes[rng.integers(len(notes))]
+        kind = "chord " + "/".join(f"{f:g}" for f in chord)
+        x = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f in chord)
+    level = rng.uniform(-30, -15)
+    x = x / np.sqrt(np.mean(x**2)) * db_gain(level)
+    ramp = round(0.01 * RATE)
+    x[:ramp] *= np.linspace(0, 1, ramp)
+    x[-ramp:] *= np.linspace(1, 0, ramp)
+    return x, f"{kind} {level:.0f} dBFS"
+
+
+def build_stream(data: Path, minutes: float, seed: int) -> tuple[np.ndarray, list[Segment], str]:
+    rng = np.random.default_rng(seed)
+    speakers, split_path = test_speakers()
+    cuts = librispeech_utterances(data, speakers, rng)
+    libri = [cuts[i] for i in rng.permutation(len(cuts))]
+    emodb = EmodbUtterances(data, rng)
+    pieces: list[tuple[float, np.ndarray]] = []
+    timeline: list[Segment] = []
+    t = 0.0
+
+    def gap(seconds: float) -> None:
+        nonlocal t
+        timeline.append(Segment("noise", t, t + seconds))
+        t += seconds
+
+    gap(2.0)
+    until_burst = int(rng.integers(3, 6))
+    while t < minutes * 60:
+        item = libri.pop() if libri and rng.random() < 0.5 else emodb.next()
+        if item is None and libri:
+            item = libri.pop()
+        if item is None:
+            break
+        audio, seg = item
+        gain = db_gain(rng.uniform(-32, -22) - active_rms_db(audio))
+        gain = min(gain, 0.89 / max(float(np.max(np.abs(audio))), 1e-9))  # peak at most -1 dBFS
+        seconds = round(audio.size / RATE, 4)
+        seg.start, seg.end = round(t, 4), round(t + seconds, 4)
+        timeline.append(seg)
+        pieces.append((t, audio * gain))
+        t = seg.end
+        gap(round(rng.uniform(1.0, 2.0), 3))
+        until_burst -= 1
+        if until_burst == 0:
+            x, kind = burst(rng)
+            timeline.append(Segment("burst", t, t + x.size / RATE, kind))
+            pieces.append((t, x))
+            t += x.size / RATE
+            gap(round(rng.uniform(1.0, 2.0), 3))
+            until_burst = int(rng.integers(3, 6))
+    gap(2.0)
+    n = round(t * RATE) + 1
+    stream = room_bed(n, rng)
+    for start, x in pieces:
+        i = round(start * RATE)
+        stream[i : i + x.size] += x
+    return stream, timeline, str(split_path)
+
+
+def cached_stream(args: argparse.Namespace) -> tuple[Path, list[Segment], str]:
+    speakers, _ = test_speakers()
+    key = hashlib.sha1(json.dumps([STREAM_VERSION, sorted(speakers)]).encode()).hexdigest()[:8]
+    stem = f"stream-seed{args.seed}-{args.minutes:g}min-{key}"
+    wav, meta = args.cache_dir / f"{stem}.wav", args.cache_dir / f"{stem}.json"
+    if wav.exists() and meta.exists() and not args.rebuild:
+        info = json.loads(meta.read_text())
+        return wav, [Segment(**s) for s in info["timeline"]], info["split"]
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    stream, timeline, split = build_stream(args.data, args.minutes, args.seed)
+    pcm = np.clip(np.round(stream * 32768), -32768, 32767).astype("<i2")
+    soundfile.write(wav, pcm, RATE, subtype="PCM_16")
+    meta.write_text(json.dumps({"split": split, "timeline": [asdict(s) for s in timeline]}, indent=0))
+    return wav, timeline, split
+
+
+# -- running the daemon ---------------------------------------------------------------------------------
+
+
+def daemon_command(args: argparse.Namespace, wav: Path, fast: bool) -> list[str]:
+    exe = Path(sys.executable).with_name("voicegender")
+    cmd = [str(exe), "run", "--config", str(args.config), "--input", str(wav), "--gpio", "mock"]
+    cmd += ["--decision-log", "off"]
+    if fast:
+        cmd += ["--fast", "--json", "--provisional"]
+    if args.model:
+        cmd += ["--model", str(args.model)]
+    return cmd
+
+
+def clean_env() -> dict[str, str]:
+    return {
+        k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+    }
+
+
+def wait_child(proc: subprocess.Popen[bytes]) -> Any:
+    """Reap ``proc`` and return its own resource usage (wait4: not mixed with other children)."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage
+
+
+class NotifyListener:
+    """A systemd-style notify socket: records when each datagram (e.g. READY=1) arrives."""
+
+    def __init__(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.ready_at = math.nan
+        self.ready = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._stop:  # keep reading: a full socket buffer would block the daemon's sendto
+            try:
+                message = self.sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            if "READY=1" in message.split("\n") and not self.ready.is_set():
+                self.ready_at = time.perf_counter()
+                self.ready.set()
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join()
+        self.sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+def run_fast(args: argparse.Namespace, wav: Path, workdir: Path) -> dict[str, Any]:
+    """The daemon over the whole file as fast as it goes: decisions, wall/CPU time, peak RSS."""
+    out_path, err_path = workdir / "stdout.jsonl", workdir / "stderr.log"
+    listener = NotifyListener(workdir / "notify-fast.sock")
+    env = clean_env() | {"NOTIFY_SOCKET": str(listener.path)}
+    try:
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(daemon_command(args, wav, fast=True), stdout=out, stderr=err, env=env)
+            usage = wait_child(proc)
+            wall = time.perf_counter() - t0
+    finally:
+        listener.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"daemon exited {proc.returncode}:\n{err_path.read_text()[-3000:]}")
+    decisions = [json.loads(line) for line in out_path.read_text().splitlines() if line.strip()]
+    return {
+        "decisions": decisions,
+        "wall": wall,
+        "startup": listener.ready_at - t0,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def time_ready(args: argparse.Namespace, wav: Path, workdir: Path) -> tuple[float, float]:
+    """Seconds from Popen to the READY=1 datagram (realtime input, then SIGTERM); and the run's peak RSS."""
+    listener = NotifyListener(workdir / "notify.sock")
+    try:
+        env = clean_env() | {"NOTIFY_SOCKET": str(listener.path)}
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            daemon_command(args, wav, fast=False), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        )
+        listener.ready.wait(20.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode()
+        usage = wait_child(proc)
+    finally:
+        listener.close()
+    if not listener.ready.is_set():
+        raise SystemExit(f"no READY=1 within 20 s; daemon said:\n{err[-2000:]}")
+    return listener.ready_at - t0, usage.ru_maxrss / 1024
+
+
+def replay(args: argparse.Namespace, wav: Path) -> dict[str, Any]:
+    """The daemon's pipeline in-process, in its chunk size: stream position of each decision; VAD labels."""
+    from voicegender.config import load_config, with_overrides
+    from voicegender.events import Decision
+    from voicegender.outputs import decision_fields
+    from voicegender.pipeline import StreamProcessor
+    from voicegender.runner import open_model
+    from voicegender.vad import VoiceActivityDetector
+    from voicegender.wavio import read_wav
+
+    config = with_overrides(
+        load_config(args.config), {"model": {"path": str(args.model)} if args.model else {}}
+    )
+    model = open_model(config)
+    audio, rate = read_wav(wav)
+    proc = StreamProcessor(model, config.vad, config.decision, rate)
+    vad = VoiceActivityDetector(config.vad, model.metadata.frontend)
+    chunk = max(1, round(rate * config.audio.chunk_seconds))
+    emitted: list[tuple[dict[str, Any], float]] = []
+    labels = []
+    for i in range(0, audio.size, chunk):
+        piece = audio[i : i + chunk]
+        for event in proc.push(piece):
+            if isinstance(event, Decision):
+                emitted.append((decision_fields(event), proc.position))
+        labels.append(vad.push(piece))
+    for event in proc.flush():
+        if isinstance(event, Decision):
+            emitted.append((decision_fields(event), proc.position))
+    labels.append(vad.flush())
+    return {
+        "emitted": emitted,
+        "labels": np.concatenate(labels),
+        "hop": model.metadata.frontend.hop_length / model.metadata.frontend.sample_rate,
+        "runtime": model.runtime,
+        "model": str(model.path),
+        "thresholds": config.decision.thresholds(model.metadata.thresholds),
+    }
+
+
+# -- scoring --------------------------------------------------------------------------------------------
+
+
+def overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def assign(decisions: list[dict[str, Any]], speech: list[Segment]) -> list[int | None]:
+    """Index of the speech segment each decision overlaps most (None: it overlaps no speech)."""
+    starts = np.array([s.start for s in speech])
+    out: list[int | None] = []
+    for d in decisions:
+        lo = max(0, int(np.searchsorted(starts, d["start"])) - 2)
+        best, best_ov = None, 0.0
+        for k in range(lo, len(speech)):
+            if speech[k].start > d["end"]:
+                break
+            ov = overlap(d["start"], d["end"], speech[k].start, speech[k].end)
+            if ov > best_ov:
+                best, best_ov = k, ov
+        out.append(best)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+def fmt_s(values: list[float]) -> str:
+    return f"median {pct(values, 50):.2f} s, p90 {pct(values, 90):.2f} s (n={len(values)})"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=12.0, help="stream length (default 12)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
+    parser.add_argument(
+        "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "voicegender-bench-stream"
+    )
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the stream even if cached")
+    parser.add_argument("--config", type=Path, default=REPO / "firmware_config" / "config.toml")
+    parser.add_argument("--model", type=Path, help="TFLite model (default: the shipped one)")
+    parser.add_argument("--ready-runs", type=int, default=5, help="daemon starts timed to READY=1")
+    parser.add_argument("--details", action="store_true", help="list every utterance, not only the misses")
+    args = parser.parse_args()
+
+    t_build = time.perf_counter()
+    wav, timeline, split = cached_stream(args)
+    duration = timeline[-1].end
+    speech = [s for s in timeline if s.kind == "speech"]
+    print(f"stream {wav} ({duration / 60:.1f} min, built/loaded in {time.perf_counter() - t_build:.1f} s)")
+    print(f"test speakers from {split}")
+    by_corpus = {c: [s for s in speech if s.corpus == c] for c in ("EmoDB", "LibriSpeech")}
+    for c, segs in by_corpus.items():
+        genders = [s.gender for s in segs]
+        print(
+            f"  {c}: {len(segs)} utterances from {len({s.speaker for s in segs})} speakers "
+            f"({genders.count('female')} female, {genders.count('male')} male), "
+            f"{sum(s.end - s.start for s in segs) / 60:.1f} min"
+        )
+    bursts = [s for s in timeline if s.kind == "burst"]
+    print(f"  {len(bursts)} bursts, {sum(s.end - s.start for s in bursts):.0f} s")
+
+    with tempfile.TemporaryDirectory(prefix="vg-bench-") as tmp:
+        workdir = Path(tmp)
+        run = run_fast(args, wav, workdir)
+        ready_times, ready_rss = [], []
+        for _ in range(args.ready_runs):
+            ready, rss = time_ready(args, wav, workdir)
+            ready_times.append(ready)
+            ready_rss.append(rss)
+    rep = replay(args, wav)
+
+    decisions = run["decisions"]
+    replayed = [d for d, _ in rep["emitted"]]
+    same = replayed == decisions
+    if same:
+        emitted_at = [pos for _, pos in rep["emitted"]]
+    else:
+        print("WARNING: the in-process replay's decisions differ from the daemon's; emission times are the")
+        print("         decisions' evidence ends instead")
+        emitted_at = [d["end"] for d in decisions]
+    owner = assign(decisions, speech)
+
+    per_seg: list[dict[str, Any]] = [{"finals": [], "first": None, "last_final": None} for _ in speech]
+    stray = []
+    for d, k, at in zip(decisions, owner, emitted_at, strict=True):
+        if k is None:
+            stray.append((d, at))
+            continue
+        rec = per_seg[k]
+        if rec["first"] is None:
+            rec["first"] = (d, at)
+        if d["final"]:
+            rec["finals"].append(d)
+            rec["last_final"] = (d, at)
+
+    labels, hop = rep["labels"], rep["hop"]
+    outcome = []
+    for seg, rec in zip(speech, per_seg, strict=True):
+        finals = [d["label"] for d in rec["finals"]]
+        if not finals:
+            outcome.append("missed")
+        elif all(lab == seg.gender for lab in finals):
+            outcome.append("right")
+        elif any(lab not in (seg.gender, "uncertain") for lab in finals):
+            outcome.append("wrong")
+        else:
+            outcome.append("uncertain")
+
+    print()
+    print(f"{'corpus':12s} {'utts':>5s} {'right':>6s} {'wrong':>6s} {'uncert':>7s} {'missed':>7s} "
+          f"{'right %':>8s} {'uncert %':>9s} {'acc decided':>12s} {'split':>6s}")  # fmt: skip
+    shares = {}
+    for name, keep in (("EmoDB", "EmoDB"), ("LibriSpeech", "LibriSpeech"), ("overall", None)):
+        idx = [i for i, s in enumerate(speech) if keep is None or s.corpus == keep]
+        o = [outcome[i] for i in idx]
+        n, right, wrong = len(o), o.count("right"), o.count("wrong")
+        split_n = sum(len(per_seg[i]["finals"]) > 1 for i in idx)
+        decided = right + wrong
+        shares[name] = right / n if n else math.nan
+        print(
+            f"{name:12s} {n:5d} {right:6d} {wrong:6d} {o.count('uncertain'):7d} {o.count('missed'):7d} "
+            f"{100 * shares[name]:7.1f}% {100 * o.count('uncertain') / max(n, 1):8.1f}% "
+            f"{100 * right / max(decided, 1):11.1f}% {split_n:6d}"
+        )
+    finals_all = [(d, k) for d, k in zip(decisions, owner, strict=True) if k is not None and d["final"]]
+    per_decision = sum(d["label"] == speech[k].gender for d, k in finals_all) / max(len(finals_all), 1)
+    print(
+        f"(right = every final decision overlapping the utterance has its true gender; split = utterances "
+        f"the daemon decided in more than one part; per final decision: {100 * per_decision:.1f}% of "
+        f"{len(finals_all)} right)"
+    )
+    # What one decision per utterance would give (e.g. with a longer end_of_utterance_seconds): the
+    # parts' log-odds pooled, weighted by their windows, at the model's thresholds.
+    pooled = []
+    for seg, rec in zip(speech, per_seg, strict=True):
+        if rec["finals"]:
+            p = np.clip([d["p_female"] for d in rec["finals"]], 5e-5, 1 - 5e-5)
+            w = np.array([d["windows"] for d in rec["finals"]], dtype=float)
+            logit = float(np.sum(w * np.log(p / (1 - p))) / np.sum(w))
+            pooled.append((seg, rep["thresholds"].label(1 / (1 + math.exp(-logit)))))
+        else:
+            pooled.append((seg, "missed"))
+    parts = []
+    for c in ("EmoDB", "LibriSpeech", None):
+        sel = [(seg, lab) for seg, lab in pooled if c is None or seg.corpus == c]
+        right = sum(lab == seg.gender for seg, lab in sel)
+        unc = sum(lab == "uncertain" for _, lab in sel)
+        parts.append(f"{c or 'overall'} {100 * right / max(len(sel), 1):.1f}% right ({unc} uncertain)")
+    print(f"parts pooled into one decision per utterance: {', '.join(parts)}")
+    # Per speaker: share of final decisions right.
+    speakers: dict[str, list[bool]] = {}
+    for d, k in finals_all:
+        g = speech[k].gender
+        speakers.setdefault(f"{speech[k].speaker} ({g[0]})", []).append(d["label"] == g)
+    weak = sorted((sum(v) / len(v), name, len(v)) for name, v in speakers.items() if not all(v))
+    if weak:
+        print("speakers with wrong or uncertain final decisions: "
+              + ", ".join(f"{name} {100 * acc:.0f}% of {n}" for acc, name, n in weak))  # fmt: skip
+
+    onset, onset_ev, end_lat, end_ev = [], [], [], []
+    onset_detect = []
+    for seg, rec in zip(speech, per_seg, strict=True):
+        if rec["first"] is not None:
+            d, at = rec["first"]
+            onset.append(at - seg.start)
+            onset_ev.append(d["end"] - seg.start)
+            onset_detect.append(d["start"] - seg.start)
+        if rec["last_final"] is not None:
+            d, at = rec["last_final"]
+            end_lat.append(at - seg.end)
+            end_ev.append(d["end"] - seg.end)
+    stray_final = [d for d, _ in stray if d["final"]]
+    rtf_wall, rtf_cpu = run["wall"] / duration, run["cpu"] / duration
+    rtf_steady = (run["wall"] - run["startup"]) / duration
+    ready_med = statistics.median(ready_times)
+
+    print()
+    print(f"{'figure':44s} {'value':>34s} {'goal':>9s}  result")
+    acc, lat = GOALS["accuracy"], (GOALS["onset_latency_s"], GOALS["end_latency_s"])
+    rows = [(f"utterances right, {c}", f"{100 * shares[c]:.1f}%", ">= 95%", shares[c] >= acc) for c in shares]
+    rows += [
+        ("decisions overlapping no speech (final/all)", f"{len(stray_final)}/{len(stray)}", "0", not stray),
+        ("processing / audio time, wall (--fast)", f"{rtf_wall:.4f} ({run['wall']:.1f} s)", "<= 0.005",
+         rtf_wall <= GOALS["rtf"]),
+        ("processing / audio time, wall after READY=1", f"{rtf_steady:.4f} ({run['startup']:.2f} s startup)",
+         "<= 0.005", rtf_steady <= GOALS["rtf"]),
+        ("processing / audio time, CPU (user+sys)", f"{rtf_cpu:.4f} ({run['cpu']:.1f} s)", "<= 0.005",
+         rtf_cpu <= GOALS["rtf"]),
+        ("peak RSS, --fast file run", f"{run['rss_mb']:.1f} MB", "<= 60 MB",
+         run["rss_mb"] <= GOALS["rss_mb"]),
+        (f"start to READY=1 (median of {len(ready_times)})", f"{ready_med:.3f} s", "<= 1 s",
+         ready_med <= GOALS["ready_s"]),
+        ("first decision after speech onset, median", f"{pct(onset, 50):.2f} s", "<= 1.0 s",
+         pct(onset, 50) <= lat[0]),
+        ("first decision after speech onset, p90", f"{pct(onset, 90):.2f} s", "<= 1.0 s",
+         pct(onset, 90) <= lat[0]),
+        ("final decision after speech end, median", f"{pct(end_lat, 50):.2f} s", "<= 0.5 s",
+         pct(end_lat, 50) <= lat[1]),
+        ("final decision after speech end, p90", f"{pct(end_lat, 90):.2f} s", "<= 0.5 s",
+         pct(end_lat, 90) <= lat[1]),
+    ]  # fmt: skip
+    for name, value, goal, ok in rows:
+        print(f"{name:44s} {value:>34s} {goal:>9s}  {verdict(ok)}")
+    print()
+    print(
+        f"latency is stream time: the stream position when the daemon's pipeline (replayed in-process in "
+        f"{round(RATE * 0.1)}-sample chunks) emitted the decision; replay == daemon output: {same}"
+    )
+    print(f"  onset: detected utterance start - true start: {fmt_s(onset_detect)}")
+    print(f"  onset: first decision's evidence end - true start: {fmt_s(onset_ev)}")
+    print(f"  end: final decision's evidence end - true end: {fmt_s(end_ev)}")
+    times = ", ".join(f"{t:.3f}" for t in ready_times)
+    print(f"READY=1 times: {times} s; peak RSS of those (realtime) runs: {max(ready_rss):.1f} MB")
+    load = os.getloadavg()
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} "
+        f"{load[2]:.2f} (at the end); interpreter {rep['runtime']}; model {rep['model']}"
+    )
+
+    # -- what went wrong --------------------------------------------------------------------------------
+    def vad_share(seg: Segment) -> float:
+        a, b = round(seg.start / hop), round(seg.end / hop)
+        return float(labels[a:b].mean()) if b > a else 0.0
+
+    print()
+    show = [i for i, o in enumerate(outcome) if args.details or o != "right"]
+    if show:
+        print(f"{'utterances' if args.details else 'utterances not right'}: "
+              "(vad = share of the utterance's frames the VAD labelled speech)")  # fmt: skip
+    for i in show:
+        seg, rec = speech[i], per_seg[i]
+        finals = ", ".join(
+            f"{d['label']} p={d['p_female']:.2f} [{d['start']:.2f}-{d['end']:.2f}] w={d['windows']}"
+            for d in rec["finals"]
+        )
+        print(
+            f"  {outcome[i]:9s} {seg.corpus:11s} {seg.speaker:18s} {seg.gender:6s} "
+            f"{seg.start:7.2f}-{seg.end:7.2f} ({seg.end - seg.start:.1f} s) vad {vad_share(seg):.2f}  "
+            f"{finals or '-'}  {seg.source}"
+        )
+    if stray:
+        print("decisions overlapping no speech:")
+        for d, at in stray:
+            where = [s for s in timeline if overlap(d["start"], d["end"], s.start, s.end) > 0]
+            kinds = ", ".join(f"{s.kind} {s.corpus}".strip() for s in where)
+            print(f"  {json.dumps(d)} emitted at {at:.2f} s, over: {kinds}")
+    # Speech the VAD heard outside utterances (even when too short for a decision).
+    false_vad = []
+    for s in timeline:
+        if s.kind != "speech":
+            a, b = round(s.start / hop), round(s.end / hop)
+            if b > a and labels[a:b].any():
+                false_vad.append((s, int(labels[a:b].sum())))
+    print(
+        f"VAD speech frames outside speech segments: {sum(n for _, n in false_vad)} "
+        f"({hop * sum(n for _, n in false_vad):.2f} s in {len(false_vad)} segments"
+        + (
+            ": " + "; ".join(f"{s.kind} {s.corpus} @{s.start:.1f} {n * hop:.2f} s" for s, n in false_vad[:8])
+            if false_vad
+            else ""
+        )
+        + ")"
+    )
+
+
+if __name__ == "__main__":
+    main()
