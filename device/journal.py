@@ -129,6 +129,22 @@ class _StderrFormatter(logging.Formatter):
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (it may be replaced after
+    set-up, e.g. by a test harness or a daemon that redirects its output)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup_logging(level: int | str = "info", use_journal: bool | None = None) -> logging.Handler:
     """Send the ``voicegender`` loggers to the journal under systemd, else to stderr; returns the handler."""
     if isinstance(level, str):
@@ -142,7 +158,7 @@ def setup_logging(level: int | str = "info", use_journal: bool | None = None) ->
     if journal is not None:
         handler = journal.JournalHandler(SYSLOG_IDENTIFIER=IDENTIFIER)
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(_StderrFormatter(systemd))
     handler._voicegender = True  # type: ignore[attr-defined]  # so a second call replaces, not adds
     logger = logging.getLogger("voicegender")

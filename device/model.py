@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ from .frontend import FRONTEND_VERSION, FrontendSettings
 
 METADATA_FORMAT = "voicegender-model"
 METADATA_VERSION = 1
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "voicegender.tflite"
-"""Where an installed package keeps the shipped model (``models/`` is package data)."""
+DEFAULT_MODEL = Path(str(resources.files("voicegender.models") / "voicegender.tflite"))
+"""The shipped model: ``models/`` is installed as the package ``voicegender.models``."""
 
 
 @dataclass(frozen=True)

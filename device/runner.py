@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +55,8 @@ def make_source(audio: AudioSettings) -> AudioSource:
     return WavSource(Path(audio.input), realtime=audio.realtime, chunk_seconds=audio.chunk_seconds)
 
 
-def shipped_model() -> Path:
-    """The model installed with the package (``models/`` is the ``voicegender.models`` package)."""
-    try:
-        return Path(str(resources.files("voicegender.models") / "voicegender.tflite"))
-    except ModuleNotFoundError:
-        return DEFAULT_MODEL
-
-
 def model_path(config: Config) -> Path:
-    return Path(config.model.path) if config.model.path else shipped_model()
+    return Path(config.model.path) if config.model.path else DEFAULT_MODEL
 
 
 def open_model(config: Config) -> Model:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.signal
+
 from voicegender.resample import StreamingResampler, resample
 
 

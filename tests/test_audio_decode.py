@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+
 from voicegender.errors import VoicegenderError
 from voicegender.resample import resample
 from voicegender_training import audio_decode

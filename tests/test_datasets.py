@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+
 from voicegender.errors import VoicegenderError
 from voicegender_training.datasets import (
     Clip,

@@ -9,6 +9,7 @@ import re
 from datetime import datetime
 
 import pytest
+
 from voicegender.decisionlog import DecisionLog, DecisionLogSettings, iso_utc
 from voicegender.errors import VoicegenderError
 from voicegender.events import Decision, State

@@ -9,6 +9,7 @@ import sys
 import types
 
 import pytest
+
 from voicegender.errors import VoicegenderError
 from voicegender.events import Decision, State
 from voicegender.journal import JournalOutput, logfmt, setup_logging

@@ -10,6 +10,7 @@ import time
 import gpiozero
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
+
 from voicegender.errors import VoicegenderError
 from voicegender.events import Decision, State
 from voicegender.leds import Leds, LedSettings

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from voicegender.resample import resample
 from voicegender.sources import MicSource, SourceLost, list_input_devices
 from voicegender.wavio import read_wav

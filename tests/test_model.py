@@ -155,4 +155,5 @@ def test_interpreter_fallback_order(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_thresholds_band() -> None:
     t = Thresholds(0.35, 0.65)
-    assert [t.label(p) for p in (0.1, 0.35, 0.5, 0.65, 0.9)] == ["male", "male", "uncertain", "female", "female"]
+    labels = [t.label(p) for p in (0.1, 0.35, 0.5, 0.65, 0.9)]
+    assert labels == ["male", "male", "uncertain", "female", "female"]

@@ -14,6 +14,7 @@ import time
 import uuid
 
 import pytest
+
 from voicegender.events import Decision, State
 from voicegender.notify import Notifier
 

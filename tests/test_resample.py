@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import scipy.signal
+
 from voicegender.errors import VoicegenderError
 from voicegender.resample import StreamingResampler, resample
 from voicegender.wavio import read_wav

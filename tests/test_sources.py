@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from voicegender import sources
 from voicegender.errors import VoicegenderError
 from voicegender.sources import (

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from voicegender.errors import VoicegenderError
 from voicegender_training.datasets import Clip, read_librispeech
 from voicegender_training.splits import (

@@ -11,6 +11,7 @@ import pytest
 import soundfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from voicegender.errors import VoicegenderError
 from voicegender.wavio import Pcm16Decoder, WavError, WavReader, pcm16_to_float, read_wav, write_wav
 

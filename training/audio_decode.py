@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 import soundfile
+
 from voicegender.errors import VoicegenderError
 from voicegender.resample import resample
 

@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="KIND:PATH",
-        help="dataset, e.g. librispeech:/data/LibriSpeech, cv:/data/cv-corpus/en, manifest:/x/manifest.csv (repeatable)",
+        help="dataset (repeatable): librispeech:DIR, cv:DIR (Common Voice release), kaggle:DIR, manifest:CSV",
     )
     train.add_argument(
         "--eval",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import soundfile
+
 from voicegender.errors import VoicegenderError
 
 log = logging.getLogger(__name__)

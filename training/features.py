@@ -117,6 +117,11 @@ def extract_windows(
         if path.exists():
             with np.load(path) as z:
                 return FeatureSet(z["x"], z["clip"], z["variant"])
+    if not audios:
+        n = fs.n_mfcc
+        return FeatureSet(
+            np.zeros((0, ws.window_frames, n), np.float32), np.zeros(0, np.int32), np.zeros(0, np.int8)
+        )
     # Per-clip seeds from one SeedSequence: the result doesn't depend on the number of workers.
     seeds = np.random.SeedSequence(seed).generate_state(len(audios))
     jobs = [

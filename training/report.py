@@ -62,7 +62,7 @@ def _plots(results: dict[str, Any], out_dir: Path) -> list[str]:
 
 
 def write_report(results: dict[str, Any], out_dir: Path) -> Path:
-    """``results``: {"model": {...}, "sets": {set: {"float": metrics, "int8": metrics}}, "baseline": {...}}."""
+    """``results``: {"model": {...}, "sets": {name: {"float": metrics, "int8": metrics}}, "baseline": ...}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -82,7 +82,7 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
         "",
         "## Summary (balanced accuracy)",
         "",
-        "| set | speakers F/M | clips | windows (float / int8) | clips (float / int8) | uncertain clips (int8) |",
+        "| set | speakers F/M | clips | windows (float / int8) | clips (float / int8) | uncertain (int8) |",
         "|---|---|---|---|---|---|",
     ]
     for set_name, by_model in results["sets"].items():

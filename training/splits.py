@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from voicegender.errors import VoicegenderError
 
 from .datasets import GENDERS, Clip

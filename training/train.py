@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+
 from voicegender.model import normalise_windows
 
 from .cnn import CnnSettings, build_cnn
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 class TrainSettings:
     """Optimisation settings."""
 
-    epochs: int = 8
+    epochs: int = 10
     """Passes over the training windows."""
     batch_size: int = 128
     """Windows per gradient step."""
