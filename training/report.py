@@ -143,7 +143,21 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
         lines.append("")
     train = results.get("training")
     if train:
-        lines += ["## Training data", "", "```", json.dumps(train, indent=1), "```", ""]
+        lines += [
+            "## Training",
+            "",
+            f"{train['clips']} clips, {train['hours']} h, {train['speakers_female']} female and "
+            f"{train['speakers_male']} male speakers from {', '.join(train['corpora'])}, each clip also in "
+            f"{train['augmented_copies']} augmented copies. Minutes: {train['minutes']}.",
+            "",
+            "| epoch | train accuracy | validation accuracy (clean windows) |",
+            "|---|---|---|",
+        ]
+        hist = train["history"]
+        for i, acc in enumerate(hist.get("acc", [])):
+            val = hist.get("val_acc", [])
+            lines.append(f"| {i + 1} | {_pct(acc)} | {_pct(val[i]) if i < len(val) else '–'} |")
+        lines.append("")
     path = out_dir / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
     return path

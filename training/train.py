@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 class TrainSettings:
     """Optimisation settings."""
 
-    epochs: int = 10
+    epochs: int = 8
     """Passes over the training windows."""
     batch_size: int = 128
     """Windows per gradient step."""
