@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ def write_model_card(path: Path, results: dict[str, Any], meta: dict[str, Any], 
     base_rows = [f"| {k} | {_pct(v)} |" for k, v in base.items()]
     licences = ", ".join(f"{k} ({v})" for k, v in td["licences"].items())
     th = meta["thresholds"]
+    rel = os.path.relpath(report, path.parent)
     text = f"""# Model card: voicegender int8 CNN (`{m["file"]}`)
 
 ## What it does
@@ -64,7 +66,7 @@ any decision about an individual. No audio is stored or sent anywhere by the dev
 - Not trained on: EmoDB (no licence for redistribution; used for evaluation only), the LibriSpeech
   test-clean speakers (held out; two are the project's test fixtures).
 
-## Evaluation (speaker-disjoint; see `{report.name}` in the evaluation report folder)
+## Evaluation (speaker-disjoint; details in [`{rel}`]({rel}))
 
 | set | speakers F/M | clips | clips int8 | clips float | 1 s windows | uncertain | men→F / women→M |
 |---|---|---|---|---|---|---|---|
