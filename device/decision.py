@@ -42,6 +42,10 @@ class DecisionSettings:
     """Show provisional decisions while the person is still speaking."""
     end_of_utterance_seconds: float = 0.2
     """Non-speech that ends an utterance; shorter pauses join speech segments into one utterance."""
+    continue_within_seconds: float = 0.8
+    """Speech resuming this soon after an utterance ended continues it: the evidence is pooled and
+    a new final decision follows (phrase pauses would otherwise split one voice into short,
+    less reliable decisions); 0 = never."""
     max_utterance_seconds: float = 15.0
     """An utterance longer than this is decided and a new one begins (e.g. two people talking on)."""
 
@@ -56,8 +60,10 @@ class DecisionSettings:
             problems.append("hysteresis must be in [0, 0.5)")
         if not 0.0 < self.min_window_speech <= 1.0:
             problems.append("min_window_speech must be in (0, 1]")
-        if self.min_speech_seconds < 0 or self.end_of_utterance_seconds < 0:
-            problems.append("min_speech_seconds and end_of_utterance_seconds must be >= 0")
+        if min(self.min_speech_seconds, self.end_of_utterance_seconds, self.continue_within_seconds) < 0:
+            problems.append(
+                "min_speech_seconds, end_of_utterance_seconds, continue_within_seconds must be >= 0"
+            )
         if self.max_utterance_seconds < 1.0:
             problems.append("max_utterance_seconds must be >= 1")
         if problems:
@@ -134,6 +140,8 @@ class UtteranceDecider:
         self._recent = np.zeros(clock.window_frames, dtype=bool)  # ring of the last window's labels
         self.frame = 0
         """Index of the next frame to be labelled."""
+        self._carry: tuple | None = None  # the last utterance's evidence, while it may still continue
+        self._carry_until = -1
         self._reset_utterance()
 
     def configure(self, settings: DecisionSettings, thresholds: Thresholds) -> None:
@@ -165,11 +173,14 @@ class UtteranceDecider:
                 if not self.in_utterance:
                     self.in_utterance = True
                     self._start = f
+                    if self._carry is not None and f <= self._carry_until:
+                        self._resume()
+                    self._carry = None
                     events.append(State.SPEECH)
                 self._last_speech = f
                 self._speech_frames += 1
             elif self.in_utterance and f - self._last_speech >= end_gap:
-                events.extend(self._finish())
+                events.extend(self._finish(may_continue=True))
             if self.in_utterance:
                 w, rem = divmod(f - (wf - 1), hf)
                 if w >= 0 and rem == 0 and self._recent.sum() >= self.settings.min_window_speech * wf:
@@ -190,8 +201,13 @@ class UtteranceDecider:
     def abandon(self) -> list[Event]:
         """Input lost mid-utterance: drop the utterance without a decision."""
         events: list[Event] = [State.LISTENING] if self.in_utterance else []
+        self._carry = None
         self._reset_utterance()
         return events
+
+    def _resume(self) -> None:
+        """Continue the utterance that ended moments ago: its evidence and start carry over."""
+        (self._start, self._speech_frames, self._sum_logits, self._windows, self._shown) = self._carry
 
     def _enough(self) -> bool:
         return (
@@ -207,13 +223,19 @@ class UtteranceDecider:
         self._shown = sticky_label(p, self._shown, self.thresholds, self.settings.hysteresis)
         return self._decision(self._shown, p, self.clock.end(self._last_window_end), final=False)
 
-    def _finish(self, end: int | None = None) -> list[Event]:
+    def _finish(self, end: int | None = None, may_continue: bool = False) -> list[Event]:
         events: list[Event] = []
         if self._enough():
             p = self._p_female()
             last = self._last_speech if end is None else end
             events.append(self._decision(self.thresholds.label(p), p, self.clock.end(last), final=True))
         events.append(State.LISTENING)
+        if may_continue and self.settings.continue_within_seconds > 0:
+            # Kept even when too short to decide: with what follows it may be enough.
+            self._carry = (self._start, self._speech_frames, self._sum_logits, self._windows, self._shown)
+            self._carry_until = self._last_speech + round(
+                self.settings.continue_within_seconds / self.clock.hop_seconds
+            )
         self._reset_utterance()
         return events
 

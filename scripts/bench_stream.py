@@ -15,10 +15,12 @@ the speech segment it overlaps most. Decisions carry the evidence span but not t
 at which they were emitted, so the same file is also replayed in-process through ``StreamProcessor``
 in the daemon's chunk size, recording the stream position at each decision (checked to give the
 same decisions as the subprocess). Also measured: real-time factor (wall and CPU time of the run
-over the stream duration), peak RSS of the run, and time from process start to READY=1 on a
-NOTIFY_SOCKET bound here (median of a few starts).
+over the stream duration, median of ``--runs``), peak RSS of the run (the child's own ``wait4``
+rusage), and time from process start to READY=1 on a NOTIFY_SOCKET bound here (median of a few
+starts). ``--set section.key=value`` runs daemon and replay with a changed config, to try settings.
 
-    .venv/bin/python scripts/bench_stream.py [--minutes 12] [--seed 0] [--ready-runs 5] [--model PATH]
+    .venv/bin/python scripts/bench_stream.py [--minutes 12] [--seed 0] [--runs 3] [--ready-runs 5]
+        [--model PATH] [--set decision.end_of_utterance_seconds=0.5] [--details]
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -355,7 +358,8 @@ def cached_stream(args: argparse.Namespace) -> tuple[Path, list[Segment], str]:
         cmd = [sys.executable, __file__, "--build-only", *opts, "--cache-dir", str(args.cache_dir)]
         subprocess.run(cmd, check=True)
     info = json.loads(meta.read_text())
-    return wav, [Segment(**s) for s in info["timeline"]], info["split"]
+    # The cache key holds the speaker list, so the split file in use now names the same speakers.
+    return wav, [Segment(**s) for s in info["timeline"]], str(test_speakers()[1])
 
 
 # -- running the daemon ---------------------------------------------------------------------------------
@@ -372,10 +376,11 @@ def daemon_command(args: argparse.Namespace, wav: Path, fast: bool) -> list[str]
     return cmd
 
 
-def clean_env() -> dict[str, str]:
-    return {
-        k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-    }
+def clean_env(args: argparse.Namespace) -> dict[str, str]:
+    """This environment without systemd's variables, plus ``--env`` settings."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    env.update(item.partition("=")[::2] for item in args.env)
+    return env
 
 
 def wait_child(proc: subprocess.Popen[bytes]) -> Any:
@@ -421,7 +426,7 @@ def run_fast(args: argparse.Namespace, wav: Path, workdir: Path) -> dict[str, An
     """The daemon over the whole file as fast as it goes: decisions, wall/CPU time, peak RSS."""
     out_path, err_path = workdir / "stdout.jsonl", workdir / "stderr.log"
     listener = NotifyListener(workdir / "notify-fast.sock")
-    env = clean_env() | {"NOTIFY_SOCKET": str(listener.path)}
+    env = clean_env(args) | {"NOTIFY_SOCKET": str(listener.path)}
     try:
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             t0 = time.perf_counter()
@@ -446,7 +451,7 @@ def time_ready(args: argparse.Namespace, wav: Path, workdir: Path) -> tuple[floa
     """Seconds from Popen to the READY=1 datagram (realtime input, then SIGTERM); and the run's peak RSS."""
     listener = NotifyListener(workdir / "notify.sock")
     try:
-        env = clean_env() | {"NOTIFY_SOCKET": str(listener.path)}
+        env = clean_env(args) | {"NOTIFY_SOCKET": str(listener.path)}
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             daemon_command(args, wav, fast=False), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
@@ -540,6 +545,23 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def config_with(base: Path, settings: list[str], dest: Path) -> Path:
+    """``base`` with ``section.key=value`` settings (TOML values) applied, written to ``dest``."""
+    from voicegender.config import load_config, render_toml, with_overrides
+
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in settings:
+        name, _, text = item.partition("=")
+        section, _, key = name.strip().partition(".")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        overrides.setdefault(section, {})[key] = value
+    dest.write_text(render_toml(with_overrides(load_config(base), overrides)))
+    return dest
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -550,7 +572,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=12.0, help="stream length (default 12)")
     parser.add_argument("--seed", type=int, default=0)
@@ -561,23 +583,32 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the stream even if cached")
     parser.add_argument("--config", type=Path, default=REPO / "firmware_config" / "config.toml")
     parser.add_argument("--model", type=Path, help="TFLite model (default: the shipped one)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config value (daemon and replay), e.g. decision.end_of_utterance_seconds=0.6",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment for the daemon runs, e.g. GLIBC_TUNABLES=glibc.malloc.trim_threshold=16777216",
+    )
     parser.add_argument("--runs", type=int, default=3, help="--fast runs over the stream (median times)")
     parser.add_argument("--ready-runs", type=int, default=5, help="daemon starts timed to READY=1")
     parser.add_argument("--details", action="store_true", help="list every utterance, not only the misses")
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.build_only:
-        write_stream(args)
-        return
+    return parser.parse_args()
 
-    t_build = time.perf_counter()
-    wav, timeline, split = cached_stream(args)
-    duration = timeline[-1].end
+
+def describe_stream(wav: Path, timeline: list[Segment], split: str) -> None:
     speech = [s for s in timeline if s.kind == "speech"]
-    print(f"stream {wav} ({duration / 60:.1f} min, built/loaded in {time.perf_counter() - t_build:.1f} s)")
-    print(f"test speakers from {split}")
-    by_corpus = {c: [s for s in speech if s.corpus == c] for c in ("EmoDB", "LibriSpeech")}
-    for c, segs in by_corpus.items():
+    print(f"stream {wav} ({timeline[-1].end / 60:.1f} min); test speakers from {split}")
+    for c in ("EmoDB", "LibriSpeech"):
+        segs = [s for s in speech if s.corpus == c]
         genders = [s.gender for s in segs]
         print(
             f"  {c}: {len(segs)} utterances from {len({s.speaker for s in segs})} speakers "
@@ -585,37 +616,52 @@ def main() -> None:
             f"{sum(s.end - s.start for s in segs) / 60:.1f} min"
         )
     bursts = [s for s in timeline if s.kind == "burst"]
-    print(f"  {len(bursts)} bursts, {sum(s.end - s.start for s in bursts):.0f} s")
+    print(f"  {len(bursts)} bursts ({sum(s.end - s.start for s in bursts):.0f} s) between them")
 
+
+def measure(args: argparse.Namespace, wav: Path) -> dict[str, Any]:
+    """All daemon runs (one heavy process at a time), then the in-process replay."""
     with tempfile.TemporaryDirectory(prefix="vg-bench-") as tmp:
         workdir = Path(tmp)
+        if args.set:
+            args.config = config_with(args.config, args.set, workdir / "config.toml")
+            print(f"config: {args.config} with {', '.join(args.set)}")
+        if args.env:
+            print(f"daemon environment: {', '.join(args.env)}")
         parent_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         runs = [run_fast(args, wav, workdir) for _ in range(args.runs)]
-        ready_times, ready_rss = [], []
-        for _ in range(args.ready_runs):
-            ready, rss = time_ready(args, wav, workdir)
-            ready_times.append(ready)
-            ready_rss.append(rss)
-    rep = replay(args, wav)
-
+        ready = [time_ready(args, wav, workdir) for _ in range(args.ready_runs)]
+        rep = replay(args, wav)
     decisions = runs[0]["decisions"]
     if any(r["decisions"] != decisions for r in runs[1:]):
         print("WARNING: the daemon's decisions differ between runs; scoring the first run")
-    run = {k: statistics.median(r[k] for r in runs) for k in ("wall", "startup", "cpu")}
-    run["rss_mb"] = max(r["rss_mb"] for r in runs)
-    replayed = [d for d, _ in rep["emitted"]]
-    same = replayed == decisions
-    if same:
-        emitted_at = [pos for _, pos in rep["emitted"]]
-    else:
+    same = [d for d, _ in rep["emitted"]] == decisions
+    if not same:
         print("WARNING: the in-process replay's decisions differ from the daemon's; emission times are the")
         print("         decisions' evidence ends instead")
-        emitted_at = [d["end"] for d in decisions]
-    owner = assign(decisions, speech)
+    return {
+        "runs": runs,
+        "decisions": decisions,
+        "emitted_at": [pos for _, pos in rep["emitted"]] if same else [d["end"] for d in decisions],
+        "replay_same": same,
+        "wall": statistics.median(r["wall"] for r in runs),
+        "startup": statistics.median(r["startup"] for r in runs),
+        "cpu": statistics.median(r["cpu"] for r in runs),
+        "rss_mb": max(r["rss_mb"] for r in runs),
+        "parent_rss_mb": parent_rss,
+        "ready": [t for t, _ in ready],
+        "ready_rss_mb": max(m for _, m in ready),
+        "replay": rep,
+    }
 
+
+def score(speech: list[Segment], m: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[dict, float]]]:
+    """Per speech segment: its final decisions, first decision and last final (with emission times),
+    outcome; and the decisions that overlap no speech."""
+    decisions, emitted_at = m["decisions"], m["emitted_at"]
     per_seg: list[dict[str, Any]] = [{"finals": [], "first": None, "last_final": None} for _ in speech]
     stray = []
-    for d, k, at in zip(decisions, owner, emitted_at, strict=True):
+    for d, k, at in zip(decisions, assign(decisions, speech), emitted_at, strict=True):
         if k is None:
             stray.append((d, at))
             continue
@@ -625,73 +671,94 @@ def main() -> None:
         if d["final"]:
             rec["finals"].append(d)
             rec["last_final"] = (d, at)
-
-    labels, hop = rep["labels"], rep["hop"]
-    outcome = []
     for seg, rec in zip(speech, per_seg, strict=True):
-        finals = [d["label"] for d in rec["finals"]]
-        if not finals:
-            outcome.append("missed")
-        elif all(lab == seg.gender for lab in finals):
-            outcome.append("right")
-        elif any(lab not in (seg.gender, "uncertain") for lab in finals):
-            outcome.append("wrong")
+        labels = [d["label"] for d in rec["finals"]]
+        if not labels:
+            rec["outcome"] = "missed"
+        elif all(lab == seg.gender for lab in labels):
+            rec["outcome"] = "right"
+        elif any(lab not in (seg.gender, "uncertain") for lab in labels):
+            rec["outcome"] = "wrong"
         else:
-            outcome.append("uncertain")
+            rec["outcome"] = "uncertain"
+    return per_seg, stray
 
-    print()
-    print(f"{'corpus':12s} {'utts':>5s} {'right':>6s} {'wrong':>6s} {'uncert':>7s} {'missed':>7s} "
-          f"{'right %':>8s} {'uncert %':>9s} {'acc decided':>12s} {'split':>6s}")  # fmt: skip
+
+CORPORA = (("EmoDB", "EmoDB"), ("LibriSpeech", "LibriSpeech"), ("overall", None))
+
+
+def print_accuracy(speech: list[Segment], per_seg: list[dict[str, Any]], thresholds: Any) -> dict[str, float]:
+    """Utterance outcomes per corpus; returns the share right per corpus."""
+    print(
+        f"{'corpus':12s} {'utts':>5s} {'right':>6s} {'wrong':>6s} {'uncert':>7s} {'missed':>7s} "
+        f"{'right %':>8s} {'uncert %':>9s} {'acc decided':>12s} {'split':>6s}"
+    )
     shares = {}
-    for name, keep in (("EmoDB", "EmoDB"), ("LibriSpeech", "LibriSpeech"), ("overall", None)):
-        idx = [i for i, s in enumerate(speech) if keep is None or s.corpus == keep]
-        o = [outcome[i] for i in idx]
-        n, right, wrong = len(o), o.count("right"), o.count("wrong")
-        split_n = sum(len(per_seg[i]["finals"]) > 1 for i in idx)
-        decided = right + wrong
+    for name, keep in CORPORA:
+        recs = [r for s, r in zip(speech, per_seg, strict=True) if keep is None or s.corpus == keep]
+        o = [r["outcome"] for r in recs]
+        n, right, wrong, unc = len(o), o.count("right"), o.count("wrong"), o.count("uncertain")
         shares[name] = right / n if n else math.nan
         print(
-            f"{name:12s} {n:5d} {right:6d} {wrong:6d} {o.count('uncertain'):7d} {o.count('missed'):7d} "
-            f"{100 * shares[name]:7.1f}% {100 * o.count('uncertain') / max(n, 1):8.1f}% "
-            f"{100 * right / max(decided, 1):11.1f}% {split_n:6d}"
+            f"{name:12s} {n:5d} {right:6d} {wrong:6d} {unc:7d} {o.count('missed'):7d} "
+            f"{100 * shares[name]:7.1f}% {100 * unc / max(n, 1):8.1f}% "
+            f"{100 * right / max(right + wrong, 1):11.1f}% {sum(len(r['finals']) > 1 for r in recs):6d}"
         )
-    finals_all = [(d, k) for d, k in zip(decisions, owner, strict=True) if k is not None and d["final"]]
-    per_decision = sum(d["label"] == speech[k].gender for d, k in finals_all) / max(len(finals_all), 1)
+    finals = [(d, s) for s, r in zip(speech, per_seg, strict=True) for d in r["finals"]]
     print(
-        f"(right = every final decision overlapping the utterance has its true gender; split = utterances "
-        f"the daemon decided in more than one part; per final decision: {100 * per_decision:.1f}% of "
-        f"{len(finals_all)} right)"
+        "(right = every final decision for the utterance has its true gender; acc decided = right / "
+        "(right + wrong); split = utterances decided in more than one part)"
+    )
+    parts = []
+    for lo, hi, name in ((1, 4, "1-4"), (5, 8, "5-8"), (9, 10**6, "9+")):
+        sel = [d["label"] == s.gender for d, s in finals if lo <= d["windows"] <= hi]
+        if sel:
+            parts.append(f"{name} windows {100 * sum(sel) / len(sel):.0f}% of {len(sel)}")
+    right = sum(d["label"] == s.gender for d, s in finals)
+    print(
+        f"final decisions right: {100 * right / max(len(finals), 1):.1f}% of {len(finals)}; by evidence: "
+        + ", ".join(parts)
     )
     # What one decision per utterance would give (e.g. with a longer end_of_utterance_seconds): the
-    # parts' log-odds pooled, weighted by their windows, at the model's thresholds.
+    # parts' log-odds pooled, weighted by their windows, at the thresholds in force.
     pooled = []
-    for seg, rec in zip(speech, per_seg, strict=True):
-        if rec["finals"]:
-            p = np.clip([d["p_female"] for d in rec["finals"]], 5e-5, 1 - 5e-5)
-            w = np.array([d["windows"] for d in rec["finals"]], dtype=float)
-            logit = float(np.sum(w * np.log(p / (1 - p))) / np.sum(w))
-            pooled.append((seg, rep["thresholds"].label(1 / (1 + math.exp(-logit)))))
-        else:
-            pooled.append((seg, "missed"))
-    parts = []
-    for c in ("EmoDB", "LibriSpeech", None):
-        sel = [(seg, lab) for seg, lab in pooled if c is None or seg.corpus == c]
-        right = sum(lab == seg.gender for seg, lab in sel)
-        unc = sum(lab == "uncertain" for _, lab in sel)
-        parts.append(f"{c or 'overall'} {100 * right / max(len(sel), 1):.1f}% right ({unc} uncertain)")
-    print(f"parts pooled into one decision per utterance: {', '.join(parts)}")
-    # Per speaker: share of final decisions right.
+    for name, keep in CORPORA:
+        right = unc = n = 0
+        for s, r in zip(speech, per_seg, strict=True):
+            if keep is not None and s.corpus != keep:
+                continue
+            n += 1
+            if r["finals"]:
+                p = np.clip([d["p_female"] for d in r["finals"]], 5e-5, 1 - 5e-5)
+                w = np.array([d["windows"] for d in r["finals"]], dtype=float)
+                label = thresholds.label(
+                    float(1 / (1 + np.exp(-np.sum(w * np.log(p / (1 - p))) / np.sum(w))))
+                )
+                right += label == s.gender
+                unc += label == "uncertain"
+        pooled.append(f"{name} {100 * right / max(n, 1):.1f}% right ({unc} uncertain)")
+    print(f"parts pooled into one decision per utterance: {', '.join(pooled)}")
     speakers: dict[str, list[bool]] = {}
-    for d, k in finals_all:
-        g = speech[k].gender
-        speakers.setdefault(f"{speech[k].speaker} ({g[0]})", []).append(d["label"] == g)
+    for d, s in finals:
+        speakers.setdefault(f"{s.speaker} ({s.gender[0]})", []).append(d["label"] == s.gender)
     weak = sorted((sum(v) / len(v), name, len(v)) for name, v in speakers.items() if not all(v))
     if weak:
-        print("speakers with wrong or uncertain final decisions: "
-              + ", ".join(f"{name} {100 * acc:.0f}% of {n}" for acc, name, n in weak))  # fmt: skip
+        print(
+            "speakers with wrong or uncertain final decisions: "
+            + ", ".join(f"{name} {100 * acc:.0f}% of {n}" for acc, name, n in weak)
+        )
+    return shares
 
-    onset, onset_ev, end_lat, end_ev = [], [], [], []
-    onset_detect = []
+
+def print_figures(
+    duration: float,
+    speech: list[Segment],
+    per_seg: list[dict[str, Any]],
+    stray: list[tuple[dict, float]],
+    shares: dict[str, float],
+    m: dict[str, Any],
+) -> None:
+    onset, onset_ev, onset_detect, end_lat, end_ev = [], [], [], [], []
     for seg, rec in zip(speech, per_seg, strict=True):
         if rec["first"] is not None:
             d, at = rec["first"]
@@ -702,85 +769,101 @@ def main() -> None:
             d, at = rec["last_final"]
             end_lat.append(at - seg.end)
             end_ev.append(d["end"] - seg.end)
-    stray_final = [d for d, _ in stray if d["final"]]
-    rtf_wall, rtf_cpu = run["wall"] / duration, run["cpu"] / duration
-    rtf_steady = (run["wall"] - run["startup"]) / duration
-    ready_med = statistics.median(ready_times)
+    rtf_wall, rtf_cpu = m["wall"] / duration, m["cpu"] / duration
+    rtf_steady = (m["wall"] - m["startup"]) / duration
+    ready = statistics.median(m["ready"])
+    n_runs, g = len(m["runs"]), GOALS
+    finals_stray = sum(d["final"] for d, _ in stray)
 
     print()
     print(f"{'figure':44s} {'value':>34s} {'goal':>9s}  result")
-    acc, lat = GOALS["accuracy"], (GOALS["onset_latency_s"], GOALS["end_latency_s"])
-    rows = [(f"utterances right, {c}", f"{100 * shares[c]:.1f}%", ">= 95%", shares[c] >= acc) for c in shares]
+    rows = [
+        (f"utterances right, {c}", f"{100 * v:.1f}%", ">= 95%", v >= g["accuracy"]) for c, v in shares.items()
+    ]
     rows += [
-        ("decisions overlapping no speech (final/all)", f"{len(stray_final)}/{len(stray)}", "0", not stray),
-        (f"processing / audio time, wall (median of {len(runs)})", f"{rtf_wall:.4f} ({run['wall']:.1f} s)",
-         "<= 0.005",
-         rtf_wall <= GOALS["rtf"]),
-        ("processing / audio time, wall after READY=1", f"{rtf_steady:.4f} ({run['startup']:.2f} s startup)",
-         "<= 0.005", rtf_steady <= GOALS["rtf"]),
-        ("processing / audio time, CPU (user+sys)", f"{rtf_cpu:.4f} ({run['cpu']:.1f} s)", "<= 0.005",
-         rtf_cpu <= GOALS["rtf"]),
-        ("peak RSS, --fast file run (max of runs)", f"{run['rss_mb']:.1f} MB", "<= 60 MB",
-         run["rss_mb"] <= GOALS["rss_mb"]),
-        (f"start to READY=1 (median of {len(ready_times)})", f"{ready_med:.3f} s", "<= 1 s",
-         ready_med <= GOALS["ready_s"]),
-        ("first decision after speech onset, median", f"{pct(onset, 50):.2f} s", "<= 1.0 s",
-         pct(onset, 50) <= lat[0]),
-        ("first decision after speech onset, p90", f"{pct(onset, 90):.2f} s", "<= 1.0 s",
-         pct(onset, 90) <= lat[0]),
-        ("final decision after speech end, median", f"{pct(end_lat, 50):.2f} s", "<= 0.5 s",
-         pct(end_lat, 50) <= lat[1]),
-        ("final decision after speech end, p90", f"{pct(end_lat, 90):.2f} s", "<= 0.5 s",
-         pct(end_lat, 90) <= lat[1]),
+        ("decisions overlapping no speech (final/all)", f"{finals_stray}/{len(stray)}", "0", not stray),
+        (f"processing / audio time, wall (median of {n_runs})", f"{rtf_wall:.4f} ({m['wall']:.1f} s)",
+         "<= 0.005", rtf_wall <= g["rtf"]),
+        ("processing / audio time, wall after READY=1", f"{rtf_steady:.4f} ({m['startup']:.2f} s startup)",
+         "<= 0.005", rtf_steady <= g["rtf"]),
+        ("processing / audio time, CPU (user+sys)", f"{rtf_cpu:.4f} ({m['cpu']:.1f} s)", "<= 0.005",
+         rtf_cpu <= g["rtf"]),
+        (f"peak RSS, --fast file run (max of {n_runs})", f"{m['rss_mb']:.1f} MB", "<= 60 MB",
+         m["rss_mb"] <= g["rss_mb"]),
+        (f"start to READY=1 (median of {len(m['ready'])})", f"{ready:.3f} s", "<= 1 s",
+         ready <= g["ready_s"]),
     ]  # fmt: skip
+    for what, values, q, goal in (
+        ("first decision after speech onset", onset, 50, "onset_latency_s"),
+        ("first decision after speech onset", onset, 90, "onset_latency_s"),
+        ("final decision after speech end", end_lat, 50, "end_latency_s"),
+        ("final decision after speech end", end_lat, 90, "end_latency_s"),
+    ):
+        v = pct(values, q)
+        rows.append(
+            (f"{what}, {'median' if q == 50 else f'p{q}'}", f"{v:.2f} s", f"<= {g[goal]:g} s", v <= g[goal])
+        )
     for name, value, goal, ok in rows:
         print(f"{name:44s} {value:>34s} {goal:>9s}  {verdict(ok)}")
+
+    rep = m["replay"]
     print()
     print(
         f"latency is stream time: the stream position when the daemon's pipeline (replayed in-process in "
-        f"{rep['chunk']}-sample chunks) emitted the decision; replay == daemon output: {same}"
+        f"{rep['chunk']}-sample chunks) emitted the decision; replay == daemon output: {m['replay_same']}"
     )
-    print(f"  onset: detected utterance start - true start: {fmt_s(onset_detect)}")
+    print(f"  onset: detected start of the first decided part - true start: {fmt_s(onset_detect)}")
     print(f"  onset: first decision's evidence end - true start: {fmt_s(onset_ev)}")
     print(f"  end: final decision's evidence end - true end: {fmt_s(end_ev)}")
     print(
         f"in-process StreamProcessor alone (no reading, no outputs): CPU {rep['busy']:.1f} s = "
         f"{rep['busy'] / duration:.4f} of audio time; {rep['windows']} model windows"
     )
-    walls = ", ".join(f"{r['wall']:.2f}" for r in runs)
-    cpus = ", ".join(f"{r['cpu']:.2f}" for r in runs)
-    print(f"--fast runs: wall {walls} s; CPU {cpus} s; this script's own peak RSS {parent_rss:.1f} MB")
-    if run["rss_mb"] <= parent_rss:
-        print(
-            f"NOTE: peak RSS is only an upper bound: this script's own peak was {parent_rss:.1f} MB at spawn"
-        )
-    times = ", ".join(f"{t:.3f}" for t in ready_times)
-    print(f"READY=1 times: {times} s; peak RSS of those (realtime) runs: {max(ready_rss):.1f} MB")
+    walls = ", ".join(f"{r['wall']:.2f}" for r in m["runs"])
+    cpus = ", ".join(f"{r['cpu']:.2f}" for r in m["runs"])
+    print(
+        f"--fast runs: wall {walls} s; CPU {cpus} s; this script's own peak RSS {m['parent_rss_mb']:.1f} MB"
+    )
+    if m["rss_mb"] <= m["parent_rss_mb"]:
+        print("NOTE: the daemon's peak RSS is only an upper bound (not above this script's own peak)")
+    times = ", ".join(f"{t:.3f}" for t in m["ready"])
+    print(f"READY=1 times: {times} s; peak RSS of those (realtime) runs: {m['ready_rss_mb']:.1f} MB")
     load = os.getloadavg()
     print(
         f"machine: {cpu_model()}, {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} "
         f"{load[2]:.2f} (at the end); interpreter {rep['runtime']}; model {rep['model']}"
     )
 
-    # -- what went wrong --------------------------------------------------------------------------------
-    def vad_share(seg: Segment) -> float:
-        a, b = round(seg.start / hop), round(seg.end / hop)
-        return float(labels[a:b].mean()) if b > a else 0.0
+
+def print_misses(
+    timeline: list[Segment],
+    per_seg: list[dict[str, Any]],
+    stray: list[tuple[dict, float]],
+    rep: dict[str, Any],
+    details: bool,
+) -> None:
+    speech = [s for s in timeline if s.kind == "speech"]
+    labels, hop = rep["labels"], rep["hop"]
+
+    def frames(seg: Segment) -> slice:
+        return slice(round(seg.start / hop), round(seg.end / hop))
 
     print()
-    show = [i for i, o in enumerate(outcome) if args.details or o != "right"]
-    if show:
-        print(f"{'utterances' if args.details else 'utterances not right'}: "
-              "(vad = share of the utterance's frames the VAD labelled speech)")  # fmt: skip
-    for i in show:
-        seg, rec = speech[i], per_seg[i]
+    shown = [(s, r) for s, r in zip(speech, per_seg, strict=True) if details or r["outcome"] != "right"]
+    if shown:
+        print(
+            f"{'utterances' if details else 'utterances not right'} "
+            "(vad = share of the utterance's frames the VAD labelled speech):"
+        )
+    for seg, rec in shown:
         finals = ", ".join(
             f"{d['label']} p={d['p_female']:.2f} [{d['start']:.2f}-{d['end']:.2f}] w={d['windows']}"
             for d in rec["finals"]
         )
         print(
-            f"  {outcome[i]:9s} {seg.corpus:11s} {seg.speaker:18s} {seg.gender:6s} "
-            f"{seg.start:7.2f}-{seg.end:7.2f} ({seg.end - seg.start:.1f} s) vad {vad_share(seg):.2f}  "
+            f"  {rec['outcome']:9s} {seg.corpus:11s} {seg.speaker:18s} {seg.gender:6s} "
+            f"{seg.start:7.2f}-{seg.end:7.2f} ({seg.end - seg.start:.1f} s) "
+            f"vad {labels[frames(seg)].mean():.2f}  "
             f"{finals or '-'}  {seg.source}"
         )
     if stray:
@@ -789,23 +872,38 @@ def main() -> None:
             where = [s for s in timeline if overlap(d["start"], d["end"], s.start, s.end) > 0]
             kinds = ", ".join(f"{s.kind} {s.corpus}".strip() for s in where)
             print(f"  {json.dumps(d)} emitted at {at:.2f} s, over: {kinds}")
-    # Speech the VAD heard outside utterances (even when too short for a decision).
-    false_vad = []
-    for s in timeline:
-        if s.kind != "speech":
-            a, b = round(s.start / hop), round(s.end / hop)
-            if b > a and labels[a:b].any():
-                false_vad.append((s, int(labels[a:b].sum())))
+    # Speech the VAD heard away from utterances (even when too short for a decision): frames more than
+    # 0.2 s from any speech segment (closer ones are the VAD's pre-roll and hangover at the edges).
+    away = np.ones(labels.size, dtype=bool)
+    guard = round(0.2 / hop)
+    for seg in speech:
+        away[max(0, round(seg.start / hop) - guard) : round(seg.end / hop) + guard] = False
+    found = []
+    for seg in timeline:
+        n = int(np.count_nonzero(labels[frames(seg)] & away[frames(seg)]))
+        if seg.kind != "speech" and n:
+            found.append(f"{seg.kind} {seg.corpus} @{seg.start:.1f} s: {n * hop:.2f} s".replace("  ", " "))
+    total = np.count_nonzero(labels & away) * hop
     print(
-        f"VAD speech frames outside speech segments: {sum(n for _, n in false_vad)} "
-        f"({hop * sum(n for _, n in false_vad):.2f} s in {len(false_vad)} segments"
-        + (
-            ": " + "; ".join(f"{s.kind} {s.corpus} @{s.start:.1f} {n * hop:.2f} s" for s, n in false_vad[:8])
-            if false_vad
-            else ""
-        )
-        + ")"
+        f"VAD speech labels >0.2 s away from speech: {total:.2f} s"
+        + (f" ({'; '.join(found)})" if found else "")
     )
+
+
+def main() -> None:
+    args = parse_args()
+    if args.build_only:
+        write_stream(args)
+        return
+    wav, timeline, split = cached_stream(args)
+    describe_stream(wav, timeline, split)
+    m = measure(args, wav)
+    speech = [s for s in timeline if s.kind == "speech"]
+    per_seg, stray = score(speech, m)
+    print()
+    shares = print_accuracy(speech, per_seg, m["replay"]["thresholds"])
+    print_figures(timeline[-1].end, speech, per_seg, stray, shares, m)
+    print_misses(timeline, per_seg, stray, m["replay"], args.details)
 
 
 if __name__ == "__main__":

@@ -72,10 +72,27 @@ def test_one_utterance_provisional_then_final() -> None:
 def test_short_pause_joins_long_pause_splits() -> None:
     joined, _ = run(speech((1.0, 2.0), (2.15, 3.0), total=5.0), lambda w: logit(0.2))
     assert [d.label for d in decisions(joined) if d.final] == ["male"]
-    split, _ = run(speech((1.0, 2.0), (2.5, 3.5), total=5.0), lambda w: logit(0.2))
+    # A longer pause gives a final decision at once, but speech resuming within
+    # continue_within_seconds (0.8 s) continues the utterance: the second decision pools both parts.
+    resumed, _ = run(speech((1.0, 2.0), (2.5, 3.5), total=5.0), lambda w: logit(0.2))
+    finals = [d for d in decisions(resumed) if d.final]
+    assert [d.start for d in finals] == pytest.approx([1.0, 1.0])
+    assert [d.speech_seconds for d in finals] == pytest.approx([1.0, 2.0])
+    assert finals[1].windows > finals[0].windows
+    split, _ = run(speech((1.0, 2.0), (3.5, 4.5), total=6.0), lambda w: logit(0.2))
     finals = [d for d in decisions(split) if d.final]
-    assert [d.start for d in finals] == pytest.approx([1.0, 2.5])
+    assert [d.start for d in finals] == pytest.approx([1.0, 3.5])
     assert [d.speech_seconds for d in finals] == pytest.approx([1.0, 1.0])
+
+
+def test_continuation_pools_the_evidence_of_both_parts() -> None:
+    # First part says female weakly, second strongly male: the pooled second decision is the mean.
+    scores = {True: logit(0.6), False: logit(0.05)}
+    events, _ = run(speech((1.0, 2.5), (3.0, 4.5), total=6.0), lambda w: scores[w * 25 * 0.01 < 2.5])
+    finals = [d for d in decisions(events) if d.final]
+    assert len(finals) == 2
+    assert finals[0].label == "uncertain"
+    assert finals[1].p_female < finals[0].p_female and finals[1].start == pytest.approx(1.0)
 
 
 def test_too_little_speech_gives_no_decision() -> None:
