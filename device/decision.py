@@ -121,9 +121,11 @@ class FrameClock:
 class UtteranceDecider:
     """Consumes speech labels frame by frame, scores windows through ``score`` and emits events.
 
-    ``score(w)`` must return the model's log-odds for window ``w`` (frames
-    ``[w * hop_frames, w * hop_frames + window_frames)``); it is called only for windows that are
-    mostly speech inside an utterance, so the model runs only while someone talks.
+    ``score(start)`` must return the model's log-odds for the window of frames
+    ``[start, start + window_frames)``; it is called only for windows that are mostly speech inside
+    an utterance, so the model runs only while someone talks. The window grid starts with the
+    utterance: its first window is scored as soon as one is mostly speech (checked every frame), the
+    next ones every ``hop_frames`` after it, so the first decision does not wait for a fixed grid.
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class UtteranceDecider:
         self._sum_logits = 0.0
         self._windows = 0
         self._last_window_end = 0
+        self._anchor: int | None = None  # start frame of the utterance's first window
         self._shown: str | None = None
 
     def push(self, labels: np.ndarray) -> list[Event]:
@@ -182,13 +185,18 @@ class UtteranceDecider:
             elif self.in_utterance and f - self._last_speech >= end_gap:
                 events.extend(self._finish(may_continue=True))
             if self.in_utterance:
-                w, rem = divmod(f - (wf - 1), hf)
-                if w >= 0 and rem == 0 and self._recent.sum() >= self.settings.min_window_speech * wf:
-                    self._sum_logits += float(self.score(w))
+                start = f - (wf - 1)
+                on_grid = self._anchor is None or (start - self._anchor) % hf == 0
+                if start >= 0 and on_grid and self._recent.sum() >= self.settings.min_window_speech * wf:
+                    if self._anchor is None:
+                        self._anchor = start
+                    self._sum_logits += float(self.score(start))
                     self._windows += 1
                     self._last_window_end = f
                     if self.settings.provisional and self._enough():
                         events.append(self._provisional())
+                elif self.settings.provisional and self._shown is None and self._enough():
+                    events.append(self._provisional())  # enough speech now, between two windows
                 if f - self._start + 1 >= max_frames:
                     events.extend(self._finish(end=f))
             self.frame += 1

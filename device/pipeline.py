@@ -113,8 +113,8 @@ class StreamProcessor:
             self._mfcc_base = keep_from
         return events
 
-    def _score(self, window: int) -> float:
-        start = window * self.hop_frames - self._mfcc_base
+    def _score(self, start_frame: int) -> float:
+        start = start_frame - self._mfcc_base
         frames = self._mfcc[start : start + self.window_frames]
         self.windows_scored += 1
         return float(self.model.logits(frames[None])[0])  # type: ignore[attr-defined]

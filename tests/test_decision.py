@@ -24,9 +24,9 @@ def run(labels: np.ndarray, score, settings: DecisionSettings | None = None, chu
     """Feed labels in chunks; returns [(frame at which the event came out, event)]."""
     calls: list[int] = []
 
-    def scorer(w: int) -> float:
-        calls.append(w)
-        return score(w)
+    def scorer(start: int) -> float:
+        calls.append(start)
+        return score(start)
 
     decider = UtteranceDecider(settings or DecisionSettings(), TH, CLOCK, scorer)
     out = []
@@ -58,11 +58,12 @@ def test_one_utterance_provisional_then_final() -> None:
     assert final.start == pytest.approx(1.0)
     assert final.end == pytest.approx(2.99 + 0.025)  # end of the last speech frame
     assert final.speech_seconds == pytest.approx(2.0)
-    # Windows (every 0.25 s) at least half speech that end before the utterance does: 0.75-1.73 s
-    # (frames 75-172) ... 2.0-2.98 s (frames 200-297); the model ran for those alone.
-    assert final.windows == len(calls) == 6 and calls == [3, 4, 5, 6, 7, 8]
+    # The first window is the first one at least half speech (frames 51-148), the next ones follow
+    # every 25 frames up to the last that ends before the utterance does (201-298); the model ran
+    # for those alone.
+    assert final.windows == len(calls) == 7 and calls == [51, 76, 101, 126, 151, 176, 201]
     # Each provisional decision adds one window; the first needs min_speech_seconds of speech.
-    assert [d.windows for d in ds[:-1]] == list(range(1, 7))
+    assert [d.windows for d in ds[:-1]] == list(range(1, 8))
     assert ds[0].speech_seconds >= 0.5
     # The final decision comes end_of_utterance_seconds after the speech ends.
     frame_of_final = next(f for f, e in events if isinstance(e, Decision) and e.final)
@@ -88,7 +89,7 @@ def test_short_pause_joins_long_pause_splits() -> None:
 def test_continuation_pools_the_evidence_of_both_parts() -> None:
     # First part says female weakly, second strongly male: the pooled second decision is the mean.
     scores = {True: logit(0.6), False: logit(0.05)}
-    events, _ = run(speech((1.0, 2.5), (3.0, 4.5), total=6.0), lambda w: scores[w * 25 * 0.01 < 2.5])
+    events, _ = run(speech((1.0, 2.5), (3.0, 4.5), total=6.0), lambda start: scores[start * 0.01 < 2.5])
     finals = [d for d in decisions(events) if d.final]
     assert len(finals) == 2
     assert finals[0].label == "uncertain"
