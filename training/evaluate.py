@@ -160,5 +160,7 @@ def metrics(scores: ClipScores, thresholds: Thresholds) -> dict:
         "calibration": calibration,
         "ece": ece,
         "per_speaker": per_speaker,
-        "worst_speakers": sorted(per_speaker.items(), key=lambda kv: kv[1]["accuracy"])[:5],
+        "worst_speakers": sorted(
+            [kv for kv in per_speaker.items() if kv[1]["accuracy"] < 1.0], key=lambda kv: kv[1]["accuracy"]
+        )[:5],
     }

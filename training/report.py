@@ -117,10 +117,13 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
             f"Accuracy of the clips that got a decision: {_pct(q['decided_accuracy'])}; "
             f"expected calibration error {q['ece']:.3f}.",
             "",
-            "Worst speakers (clip accuracy): "
-            + ", ".join(
-                f"{s} ({'F' if v['female'] else 'M'}) {_pct(v['accuracy'])} of {v['clips']}"
-                for s, v in q["worst_speakers"]
+            "Speakers with errors (clip accuracy, worst first): "
+            + (
+                ", ".join(
+                    f"{s} ({'F' if v['female'] else 'M'}) {_pct(v['accuracy'])} of {v['clips']}"
+                    for s, v in q["worst_speakers"]
+                )
+                or "none"
             ),
             "",
         ]
