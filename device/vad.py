@@ -12,17 +12,24 @@ and a hangover (unvoiced consonants and short gaps between syllables).
 Labels come out with a fixed delay of ``lookahead + preroll`` seconds, so ``push`` in chunks of any
 size followed by ``flush`` gives exactly the labels of one batch call (``detect_speech``). Frame ``i``
 starts at sample ``i * hop_length``, like the front end's frames.
+
+Speed: most of the cost is four 1024-point FFTs and three running sums per frame. They run in
+float64 on blocks of frames in reused buffers (as in ``frontend``), with as few numpy calls as
+possible, since on a 100 ms chunk (10 frames) a call's overhead is as large as its arithmetic. The
+pitch analysis is skipped for frames too quiet to be voiced, and each sample is low-pass filtered once.
+None of this changes the result: every feature a label depends on comes out bit for bit as before.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import VoicegenderError
-from .frontend import FrontendSettings
+from .frontend import FrontendSettings, _rfft_into
 
 PITCH_STEP = 0.002
 """Relative pitch change between consecutive frames (0.2 %) that counts as the pitch moving."""
@@ -30,6 +37,9 @@ _NFFT = 1024
 _LOWPASS_HZ = 1000.0
 _LOWPASS_TAPS = 63
 _POWER_EPS = 1e-12
+# Rows of the detector's per-frame history.
+_ACTIVE, _LEVEL, _LEVEL_SQ, _VOICED, _PAIR, _MOVED = range(6)
+_N_ROWS = 6
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,8 @@ class FrameFeatures:
 
 
 class FrameAnalyser:
-    """Computes ``FrameFeatures`` for frames of ``frame_length`` samples (vectorised, stateless)."""
+    """Computes ``FrameFeatures`` for frames of ``frame_length`` samples (vectorised, no state between
+    calls; not for concurrent use, since the buffers it works in are reused)."""
 
     def __init__(self, settings: VadSettings, sample_rate: int) -> None:
         self.sample_rate = sample_rate
@@ -123,6 +134,13 @@ class FrameAnalyser:
         cutoff = min(_LOWPASS_HZ, sample_rate / 2) / sample_rate
         taps = 2 * cutoff * np.sinc(2 * cutoff * k) * np.hanning(_LOWPASS_TAPS)
         self._taps = taps / taps.sum()
+        self._rfft = _rfft_into(_NFFT) or _rfft_copy
+        self._irfft = _irfft_into(_NFFT)
+        self._lags = np.arange(1, self.max_lag + 1, dtype=np.float64)
+        self._lag_index = np.arange(self.max_lag + 1)
+        self._neighbours = np.array([-1, 0, 1])
+        self._peak_ends = np.array([0, 7])
+        self._ws: _Workspace | None = None
 
     def lowpass(self, audio: np.ndarray) -> np.ndarray:
         """The filtered signal where the filter lies wholly inside ``audio`` (``taps - 1`` shorter).
@@ -133,60 +151,194 @@ class FrameAnalyser:
 
     def analyse(self, frames: np.ndarray, low: np.ndarray) -> FrameFeatures:
         """Features of ``frames`` (n, frame_length), ``low`` being their filtered middles."""
-        x = np.asarray(frames, dtype=np.float64)
-        n_frames, n, half = x.shape[0], self.analysis_length, (_LOWPASS_TAPS - 1) // 2
-        f0, aper = self._pitch(low)
-        # The raw span aligned with the filtered one (the filter delays by half its length).
-        power = np.abs(np.fft.rfft(x[:, half : half + n] * self._window, _NFFT, axis=1)) ** 2
-        band = power[:, self._band]
-        cum = np.concatenate((np.zeros((n_frames, 1)), np.cumsum(band, axis=1)), axis=1)
-        level = 10.0 * np.log10(cum[:, -1] * self._ms_scale + 1e-10)
-        peak = np.argmax(band, axis=1)
-        rows = np.arange(n_frames)
-        lo = np.maximum(peak - 3, 0)
-        hi = np.minimum(peak + 4, band.shape[1])
-        peak_fraction = (cum[rows, hi] - cum[rows, lo]) / (cum[:, -1] + _POWER_EPS)
+        level, peak_fraction = self.spectrum(frames)
+        f0, aper = self.pitch(low)
         return FrameFeatures(level, aper, f0, peak_fraction)
 
-    def _pitch(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """YIN: first lag whose normalised difference dips below the threshold (else the minimum)."""
-        n_frames, w, t_max = x.shape[0], self.integration, self.max_lag
-        if n_frames == 0:
-            return np.zeros(0), np.ones(0)
-        head = np.fft.rfft(x[:, :w], _NFFT, axis=1)
-        full = np.fft.rfft(x, _NFFT, axis=1)
-        acf = np.fft.irfft(np.conj(head) * full, _NFFT, axis=1)[:, : t_max + 1]
-        energy = np.concatenate((np.zeros((n_frames, 1)), np.cumsum(x * x, axis=1)), axis=1)
-        e0 = energy[:, w] - energy[:, 0]
-        e_lag = energy[:, w : w + t_max + 1] - energy[:, : t_max + 1]
-        diff = np.maximum(e0[:, None] + e_lag - 2.0 * acf, 0.0)
-        lags = np.arange(1, t_max + 1)
-        running = np.cumsum(diff[:, 1:], axis=1)
+    def spectrum(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Level (dBFS) and peak fraction of ``frames`` (n, frame_length)."""
+        out = np.empty((2, frames.shape[0]))
+        for i, j, b in self._blocks(frames.shape[0]):
+            self._spectrum_block(frames[i:j], b, out[:, i:j])
+        return out[0], out[1]
+
+    def pitch(self, low: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pitch (Hz) and aperiodicity of the filtered frames ``low`` (n, analysis_length), or of its
+        ``rows`` only."""
+        n = low.shape[0] if rows is None else rows.size
+        out = np.empty((2, n))
+        for i, j, b in self._blocks(n):
+            self._pitch_block(low[i:j] if rows is None else low[rows[i:j]], b, out[:, i:j])
+        return out[0], out[1]
+
+    def _blocks(self, n: int) -> list[tuple[int, int, _Block]]:
+        """Blocks of at most ``_BLOCK_FRAMES`` of ``n`` frames, with the workspace views for each."""
+        if not n:
+            return []
+        ws = self._ws = self._ws or _Workspace(self)
+        return [
+            (i, min(i + _BLOCK_FRAMES, n), ws.block(min(_BLOCK_FRAMES, n - i)))
+            for i in range(0, n, _BLOCK_FRAMES)
+        ]
+
+    # Both blocks work in float64 in reused buffers with few numpy calls: on 10 frames (a 100 ms chunk)
+    # each call's overhead costs about as much as its arithmetic. Every value is computed exactly as
+    # by the plain per-frame expressions in the comments, so features do not depend on the block size.
+
+    def _spectrum_block(self, frames: np.ndarray, b: _Block, out: np.ndarray) -> None:
+        """Level and tonality from the power spectrum |rfft|^2 over 60-4000 Hz, into ``out`` rows."""
+        n, half = self.analysis_length, (_LOWPASS_TAPS - 1) // 2
+        level, peak_fraction = out
+        # The raw span aligned with the filtered one (the filter delays by half its length).
+        np.multiply(frames[:, half : half + n], self._window, out=b.windowed)
+        self._rfft(b.fft_raw, b.spec_raw)
+        band = np.square(np.abs(b.spec_band, out=b.band), out=b.band)
+        # Running sums of the band's power, padded with 3 zeros before and 3 totals after, so that the
+        # 7 bins around the peak (clipped to the band) are ``cum[peak + 7] - cum[peak]``.
+        cum = b.cum
+        np.cumsum(band, axis=1, out=b.cum_band)
+        total = b.cum_total
+        b.cum_after[...] = total[:, None]
+        np.log10(np.add(np.multiply(total, self._ms_scale, out=level), 1e-10, out=level), out=level)
+        np.multiply(level, 10.0, out=level)
+        around = cum[b.rows[:, None], np.argmax(band, axis=1)[:, None] + self._peak_ends]
+        np.divide(around[:, 1] - around[:, 0], total + _POWER_EPS, out=peak_fraction)
+
+    def _pitch_block(self, low: np.ndarray, b: _Block, out: np.ndarray) -> None:
+        """YIN pitch and aperiodicity of filtered frames, into ``out`` rows (f0, aperiodicity)."""
+        n, w, t_max = self.analysis_length, self.integration, self.max_lag
+        f0, aper = out
+        # Autocorrelation of the head (YIN's integration window) against the span:
+        # irfft(conj(rfft(head)) * rfft(span)), both rffts in one call.
+        b.head[:, :w] = low[:, :w]
+        b.full[:, :n] = low
+        self._rfft(b.fft_low, b.spec_low)
+        np.multiply(np.conjugate(b.spec_head, out=b.spec_head), b.spec_full, out=b.spec_head)
+        self._irfft(b.spec_head, b.acf)
+
+        # YIN difference: d(t) = e0 + e(t) - 2 acf(t) (>= 0), e(t) the energy of x[t : t + w].
+        energy = b.energy
+        np.cumsum(np.multiply(low, low, out=b.square), axis=1, out=b.energy_cum)
+        e0 = energy[:, w]  # energy[:, w] - energy[:, 0], whose column 0 is zero
+        diff = np.subtract(b.energy_hi, b.energy_lo, out=b.diff)
+        np.add(e0[:, None], diff, out=diff)
+        np.subtract(diff, np.multiply(b.acf_lags, 2.0, out=b.acf_lags), out=diff)
+        np.maximum(diff, 0.0, out=diff)
+        # Cumulative mean normalised difference: d(t) * t / sum(d(1..t)), 1 at lag 0.
+        lags = self._lags
+        running = np.cumsum(b.diff_1, axis=1, out=b.running)
         # Near-silent frames have running sums of ~0: call them fully aperiodic rather than divide.
-        cmnd = np.ones_like(diff)
-        ok = running > 1e-9 * (e0[:, None] + 1e-20) * lags
-        cmnd[:, 1:] = np.where(ok, diff[:, 1:] * lags / np.where(ok, running, 1.0), 1.0)
-        search = cmnd[:, 2:]
-        below = search < self.threshold
-        has_dip = below.any(axis=1)
-        tau = np.where(has_dip, np.argmax(below, axis=1), np.argmin(search, axis=1)) + 2
-        # Walk down to the bottom of the dip (YIN step 4); at most a few lags, so a short loop.
-        for _ in range(t_max):
-            nxt = np.minimum(tau + 1, t_max)
-            step = has_dip & (tau < t_max) & (cmnd[np.arange(n_frames), nxt] < cmnd[np.arange(n_frames), tau])
-            if not step.any():
-                break
-            tau = tau + step
-        rows = np.arange(n_frames)
-        aper = cmnd[rows, tau]
+        ok = np.greater(running, np.multiply(1e-9 * (e0 + 1e-20)[:, None], lags, out=b.tiny), out=b.ok)
+        cmnd = b.cmnd
+        b.cmnd_used.fill(1.0)
+        np.divide(np.multiply(b.diff_1, lags, out=b.tiny), running, out=b.cmnd_1, where=ok)
+
+        # Pitch: the first lag from 2 on below the threshold (else the lowest), then down to the bottom
+        # of that dip (YIN step 4): the first lag from there whose successor is not lower, or the last.
+        below = np.less(b.cmnd_2, self.threshold, out=b.below)
+        first = np.argmax(below, axis=1)
+        rows = b.rows
+        has_dip = below[rows, first]
+        stop = b.stop  # its last column stays True
+        np.logical_not(np.less(b.cmnd_1, b.cmnd_0, out=b.stop_0), out=b.stop_0)
+        np.logical_and(stop, np.greater_equal(self._lag_index, first[:, None] + 2, out=b.after), out=b.after)
+        tau = np.where(has_dip, np.argmax(b.after, axis=1), np.argmin(b.cmnd_2, axis=1) + 2)
+        # The lag and its neighbours; tau >= 2, and cmnd has a spare column of ones after t_max.
+        left, here, right = cmnd[rows[:, None], tau[:, None] + self._neighbours].T
+        np.copyto(aper, here)
         # Parabolic interpolation gives sub-sample lags, so pitch movement is not hidden by rounding.
-        left = cmnd[rows, np.maximum(tau - 1, 1)]
-        right = cmnd[rows, np.minimum(tau + 1, t_max)]
-        denom = left - 2.0 * aper + right
+        denom = left - 2.0 * here + right
         inner = (tau > 2) & (tau < t_max) & (np.abs(denom) > 1e-12)
-        shift = np.where(inner, 0.5 * (left - right) / np.where(inner, denom, 1.0), 0.0)
-        f0 = self.sample_rate / (tau + np.clip(shift, -0.5, 0.5))
-        return f0, aper
+        shift = np.zeros(tau.shape)
+        np.divide(0.5 * (left - right), denom, out=shift, where=inner)
+        np.divide(self.sample_rate, tau + np.minimum(np.maximum(shift, -0.5), 0.5), out=f0)
+
+
+_BLOCK_FRAMES = 50
+"""Frames analysed together at most: a 100 ms chunk is 10; a batch call goes in blocks of this many,
+so the reused buffers (~4 MB) never grow with the input."""
+
+
+class _Workspace:
+    """Float64 buffers for a block of up to ``_BLOCK_FRAMES`` frames, reused across calls: allocating
+    them afresh (and their page faults) costs more than the arithmetic."""
+
+    def __init__(self, analyser: FrameAnalyser) -> None:
+        m, n_bins, n, t_max = _BLOCK_FRAMES, _NFFT // 2 + 1, analyser.analysis_length, analyser.max_lag
+        self.analyser = analyser
+        self.fft_in = np.zeros((3, m, _NFFT))
+        """Head, span, windowed raw span; columns past the signal are the zero padding and stay zero."""
+        self.spec = np.empty((3, m, n_bins), dtype=np.complex128)
+        self.acf = np.empty((m, _NFFT))
+        self.energy = np.zeros((m, n + 1))  # column 0 stays zero: the cumulative sums start from it
+        self.square = np.empty((m, n))
+        self.diff = np.empty((m, t_max + 1))
+        self.running = np.empty((m, t_max))
+        self.tiny = np.empty((m, t_max))
+        self.ok = np.empty((m, t_max), dtype=bool)
+        self.cmnd = np.ones((m, t_max + 2))  # the last column (a spare after lag t_max) stays 1
+        self.below = np.empty((m, t_max - 1), dtype=bool)
+        self.stop = np.ones((m, t_max + 1), dtype=bool)  # the last column stays True
+        self.after = np.empty((m, t_max + 1), dtype=bool)
+        band = analyser._band
+        self.band = np.empty((m, band.stop - band.start))
+        self.cum = np.zeros((m, band.stop - band.start + 7))  # columns 0-3 stay zero
+        self.blocks: dict[int, _Block] = {}
+
+    def block(self, m: int) -> _Block:
+        b = self.blocks.get(m)
+        if b is None:
+            b = self.blocks[m] = _Block(self, m)
+        return b
+
+
+class _Block:
+    """Views of the workspace for ``m`` frames, made once per ``m`` (each slice costs ~0.3 us)."""
+
+    def __init__(self, ws: _Workspace, m: int) -> None:
+        a = ws.analyser
+        n, w, t_max = a.analysis_length, a.integration, a.max_lag
+        self.fft_low, self.spec_low = ws.fft_in[:2, :m], ws.spec[:2, :m]
+        self.fft_raw, self.spec_raw = ws.fft_in[2, :m], ws.spec[2, :m]
+        self.head, self.full, self.windowed = ws.fft_in[0, :m], ws.fft_in[1, :m], ws.fft_in[2, :m, :n]
+        self.spec_head, self.spec_full = ws.spec[0, :m], ws.spec[1, :m]
+        self.spec_band = ws.spec[2, :m, a._band]
+        self.acf = ws.acf[:m]
+        self.acf_lags = ws.acf[:m, : t_max + 1]
+        self.energy, self.energy_cum = ws.energy[:m], ws.energy[:m, 1:]
+        self.energy_hi, self.energy_lo = ws.energy[:m, w : w + t_max + 1], ws.energy[:m, : t_max + 1]
+        self.square = ws.square[:m]
+        self.diff, self.diff_1 = ws.diff[:m], ws.diff[:m, 1:]
+        self.running, self.tiny, self.ok = ws.running[:m], ws.tiny[:m], ws.ok[:m]
+        self.cmnd = ws.cmnd[:m]
+        cmnd = ws.cmnd[:m, : t_max + 1]  # without the spare column
+        self.cmnd_used, self.cmnd_0, self.cmnd_1, self.cmnd_2 = cmnd, cmnd[:, :-1], cmnd[:, 1:], cmnd[:, 2:]
+        self.below = ws.below[:m]
+        self.stop, self.stop_0, self.after = ws.stop[:m], ws.stop[:m, :-1], ws.after[:m]
+        self.band, self.cum = ws.band[:m], ws.cum[:m]
+        self.cum_band, self.cum_total, self.cum_after = ws.cum[:m, 4:-3], ws.cum[:m, -4], ws.cum[:m, -3:]
+        self.rows = np.arange(m)
+
+
+def _rfft_copy(x: np.ndarray, out: np.ndarray) -> None:
+    """Row rfft of ``x`` into ``out`` where numpy cannot write into a given array (numpy 1.x)."""
+    out[...] = np.fft.rfft(x, axis=-1)
+
+
+def _irfft_into(n_fft: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A function writing the row irfft (length ``n_fft``) of its first argument into its second."""
+    try:
+        np.fft.irfft(
+            np.zeros((1, n_fft // 2 + 1), dtype=np.complex128), n_fft, axis=1, out=np.empty((1, n_fft))
+        )
+    except TypeError:  # numpy 1.x has no ``out``
+
+        def copy(spec: np.ndarray, out: np.ndarray) -> np.ndarray:
+            out[...] = np.fft.irfft(spec, n_fft, axis=1)
+            return out
+
+        return copy
+    return lambda spec, out: np.fft.irfft(spec, n_fft, axis=1, out=out)
 
 
 class VoiceActivityDetector:
@@ -214,13 +366,15 @@ class VoiceActivityDetector:
         self.reset()
 
     def reset(self) -> None:
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._pending = np.zeros(0)  # float64 holding float32 samples exactly
+        self._pending_low = np.zeros(0)  # the low-pass output for the start of the pending samples
         self._floor: float | None = None
-        self._base = 0  # frame index of the first entry in the history arrays
-        self._level = np.zeros(0)
-        self._active = np.zeros(0, dtype=bool)
-        self._voiced = np.zeros(0, dtype=bool)
-        self._logf0 = np.zeros(0)
+        self._base = 0  # frame index of the first column of the history
+        self._history = np.zeros((_N_ROWS, 0))
+        """Per frame: the values whose windowed sums decide candidates (rows _ACTIVE ... _MOVED)."""
+        self._level = self._history[_LEVEL]
+        self._last_voiced = False
+        self._last_logf0 = 0.0
         self._cand = np.zeros(0, dtype=bool)  # candidates for frames [_base, _base + len(_cand))
         self.frames_analysed = 0
         self.frames_labelled = 0
@@ -230,16 +384,22 @@ class VoiceActivityDetector:
     def push(self, audio: np.ndarray) -> np.ndarray:
         """Add samples; return labels (bool, True = speech) for the next frames now settled."""
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-        buf = np.concatenate((self._pending, audio)) if self._pending.size else audio
+        buf = np.concatenate((self._pending, audio), dtype=np.float64)
         n_len, hop = self.analyser.frame_length, self.hop_length
         n = 0 if buf.size < n_len else 1 + (buf.size - n_len) // hop
         if n:
-            starts = hop * np.arange(n)[:, None]
-            low = self.analyser.lowpass(buf[: (n - 1) * hop + n_len])
-            frames = buf[np.arange(n_len)[None, :] + starts]
-            self._add(
-                self.analyser.analyse(frames, low[np.arange(self.analyser.analysis_length)[None, :] + starts])
+            # Filter only samples not filtered before: the start of the pending samples was, for the
+            # last frames (each output depends only on its own input samples, so this is exact).
+            done = self._pending_low.size
+            end = (n - 1) * hop + self.analyser.analysis_length
+            low = np.concatenate(
+                (self._pending_low, self.analyser.lowpass(buf[done : end + _LOWPASS_TAPS - 1]))
             )
+            # Overlapping frames as strided views of the buffers, not copies.
+            frames = np.ndarray((n, n_len), np.float64, buf, 0, (hop * 8, 8))
+            low_frames = np.ndarray((n, self.analyser.analysis_length), np.float64, low, 0, (hop * 8, 8))
+            self._add(frames, low_frames)
+            self._pending_low = low[n * hop :].copy()
         self._pending = buf[n * hop :].copy()
         return self._settle(final=False)
 
@@ -257,15 +417,26 @@ class VoiceActivityDetector:
         self.reset()
         return np.concatenate(out) if out else np.zeros(0, dtype=bool)
 
-    def _add(self, feat: FrameFeatures) -> None:
+    def _add(self, frames: np.ndarray, low: np.ndarray) -> None:
+        """Analyse new frames (raw and filtered) and append what the candidates need to the history."""
         s = self.settings
-        floors = np.empty(feat.level_db.size)
+        level_db, peak_fraction = self.analyser.spectrum(frames)
+        k = level_db.size
+        floors = np.empty(k)
         floor = self._floor
-        for i, level in enumerate(feat.level_db.tolist()):  # a recursive minimum tracker: sequential
+        for i, level in enumerate(level_db.tolist()):  # a recursive minimum tracker: sequential
             floor = level if floor is None else min(level, floor + self._rise)
             floors[i] = floor
         self._floor = floor
-        active = (feat.level_db >= floors + s.snr_db) & (feat.level_db >= s.min_level_db)
+        active = (level_db >= floors + s.snr_db) & (level_db >= s.min_level_db)
+        # Only active frames can be voiced, and the pitch of the others is never used: skip their
+        # pitch analysis (most of the cost), which leaves them without a pitch (NaN).
+        f0 = np.full(k, np.nan)
+        aperiodicity = np.ones(k)
+        rows = np.flatnonzero(active)
+        if rows.size:
+            f0[rows], aperiodicity[rows] = self.analyser.pitch(low, None if rows.size == k else rows)
+        feat = FrameFeatures(level_db, aperiodicity, f0, peak_fraction)
         voiced = (
             active
             & (feat.aperiodicity < s.voicing_threshold)
@@ -273,40 +444,48 @@ class VoiceActivityDetector:
             & (feat.f0_hz <= s.f0_max_hz)
             & (feat.peak_fraction <= s.tone_peak_fraction)
         )
-        self._level = np.concatenate((self._level, feat.level_db))
-        self._active = np.concatenate((self._active, active))
-        self._voiced = np.concatenate((self._voiced, voiced))
-        self._logf0 = np.concatenate((self._logf0, np.log(feat.f0_hz)))
-        self.frames_analysed += feat.level_db.size
-        if feat.level_db.size:
-            self.last_level_db = float(feat.level_db[-1])
+        logf0 = np.log(feat.f0_hz)
+        new = np.empty((_N_ROWS, k))
+        new[_ACTIVE] = active
+        new[_LEVEL] = np.where(active, level_db, 0.0)
+        np.square(new[_LEVEL], out=new[_LEVEL_SQ])
+        new[_VOICED] = voiced
+        # Pairs (j-1, j) of consecutive voiced frames, counted at j, and those whose pitch moved.
+        pair = np.empty(k, dtype=bool)
+        pair[0] = self._last_voiced
+        pair[1:] = voiced[:-1]
+        pair &= voiced
+        step = np.empty(k)
+        step[0] = logf0[0] - self._last_logf0
+        np.subtract(logf0[1:], logf0[:-1], out=step[1:])
+        new[_PAIR] = pair
+        new[_MOVED] = pair & (np.abs(step, out=step) > PITCH_STEP)
+        self._last_voiced, self._last_logf0 = bool(voiced[-1]), float(logf0[-1])
+        self._history = np.concatenate((self._history, new), axis=1)
+        self._level = self._history[_LEVEL]
+        self.frames_analysed += k
+        self.last_level_db = float(level_db[-1])
 
     def _candidates(self, first: int, stop: int, end: int) -> np.ndarray:
         """Speech candidates for frames [first, stop), using history up to frame ``end`` (exclusive)."""
         s, b = self.settings, self._base
-        idx = np.arange(first, stop)
-        lo = np.maximum(idx - self.back, b) - b
-        hi = np.minimum(idx + self.ahead + 1, end) - b
-
-        def window_sum(x: np.ndarray, start: np.ndarray = lo) -> np.ndarray:
-            c = np.concatenate(([0.0], np.cumsum(x, dtype=np.float64)))
-            return c[hi] - c[start]
-
-        active, voiced = self._active[: end - b], self._voiced[: end - b]
-        level = np.where(active, self._level[: end - b], 0.0)
-        n_active = np.maximum(window_sum(active), 1)
-        mean = window_sum(level) / n_active
-        spread = np.sqrt(np.maximum(window_sum(level**2) / n_active - mean**2, 0.0))
-        # Pairs (j-1, j) of voiced frames, counted at j; both frames must lie inside the context.
-        pair = np.zeros(voiced.size, dtype=bool)
-        pair[1:] = voiced[1:] & voiced[:-1]
-        moved = pair & np.concatenate(([False], np.abs(np.diff(self._logf0[: end - b])) > PITCH_STEP))
-        pair_lo = np.minimum(lo + 1, hi)
-        n_pairs = window_sum(pair, pair_lo)
-        n_moved = window_sum(moved, pair_lo)
+        # Each frame's context [lo, hi) as columns of the history.
+        lo = np.maximum(np.arange(first - self.back - b, stop - self.back - b), 0)
+        hi = np.minimum(np.arange(first + self.ahead + 1 - b, stop + self.ahead + 1 - b), end - b)
+        # Window sums as differences of running sums (all rows in one cumsum).
+        hist = self._history[:, : end - b]
+        c = np.zeros((_N_ROWS, hist.shape[1] + 1))
+        np.cumsum(hist, axis=1, out=c[:, 1:])
+        at_hi = c[:, hi]
+        sums = at_hi - c[:, lo]
+        n_active = np.maximum(sums[_ACTIVE], 1)
+        mean = sums[_LEVEL] / n_active
+        spread = np.sqrt(np.maximum(sums[_LEVEL_SQ] / n_active - mean**2, 0.0))
+        # Both frames of a pair must lie inside the context.
+        n_pairs, n_moved = at_hi[_PAIR:] - c[_PAIR:, np.minimum(lo + 1, hi)]
         return (
-            voiced[idx - b]
-            & (window_sum(voiced) >= self.min_voiced)
+            (hist[_VOICED, first - b : stop - b] > 0)
+            & (sums[_VOICED] >= self.min_voiced)
             & (spread >= s.modulation_db)
             & (n_pairs > 0)
             & (n_moved >= s.pitch_moving_fraction * n_pairs)
@@ -326,10 +505,10 @@ class VoiceActivityDetector:
         # A frame is speech if a candidate lies within [i - hangover, i + preroll].
         b = self._base
         cand = self._cand
-        cs = np.concatenate(([0], np.cumsum(cand, dtype=np.int64)))
-        idx = np.arange(first, label_stop)
-        lo = np.maximum(idx - self.hangover, b) - b
-        hi = np.minimum(idx + self.preroll + 1, b + cand.size) - b
+        cs = np.zeros(cand.size + 1, dtype=np.int64)
+        np.cumsum(cand, out=cs[1:])
+        lo = np.maximum(np.arange(first - self.hangover - b, label_stop - self.hangover - b), 0)
+        hi = np.minimum(np.arange(first + self.preroll + 1 - b, label_stop + self.preroll + 1 - b), cand.size)
         labels = cs[hi] - cs[lo] > 0
         self.frames_labelled = label_stop
         self._trim()
@@ -345,10 +524,8 @@ class VoiceActivityDetector:
         if drop <= 0:
             return
         self._base += drop
-        self._level = self._level[drop:]
-        self._active = self._active[drop:]
-        self._voiced = self._voiced[drop:]
-        self._logf0 = self._logf0[drop:]
+        self._history = self._history[:, drop:]
+        self._level = self._history[_LEVEL]
         self._cand = self._cand[drop:]
 
 
