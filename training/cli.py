@@ -69,7 +69,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--steps", type=int, help="stop after this many training steps (smoke tests)")
     train.add_argument("--variants", type=int, help="augmented copies per clip")
-    train.add_argument("--no-baseline", action="store_true")
     for q in (ship, train):
         q.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -119,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
                 settings,
                 cv_tables=tuple(t.strip() for t in args.cv_tables.split(",") if t.strip()),
                 steps=args.steps,
-                baseline=not args.no_baseline,
             )
     except VoicegenderError as exc:
         print(f"voicegender-train: error: {exc}", file=sys.stderr)

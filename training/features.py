@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -22,8 +21,6 @@ from voicegender.frontend import FRONTEND_VERSION, Frontend, FrontendSettings
 
 from .augment import AugmentSettings, augment
 from .windows import voiced_window_starts
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -122,11 +122,9 @@ def run_custom(
     settings: ShipSettings,
     cv_tables: tuple[str, ...] = ("validated",),
     steps: int | None = None,
-    baseline: bool = False,
 ) -> dict[str, Any]:
-    """A model trained on the user's own datasets (``kind:path`` specs)."""
-    if baseline:
-        log.info("the baseline needs the original mel-mean features; skipped for custom data")
+    """A model trained on the user's own datasets (``kind:path`` specs); no original-system baseline
+    (it needs the original mel-mean features)."""
     return train_and_report(
         [(spec, "see the dataset's own licence") for spec in train_specs],
         {spec: spec for spec in eval_specs},

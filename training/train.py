@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
@@ -11,8 +10,6 @@ import numpy as np
 from voicegender.model import normalise_windows
 
 from .cnn import CnnSettings, build_cnn
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
