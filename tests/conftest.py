@@ -23,3 +23,18 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture
+def mock_pins(monkeypatch):
+    """A fresh gpiozero mock pin factory (with PWM pins) as the default, what `--gpio mock` selects."""
+    gpiozero = pytest.importorskip("gpiozero")
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    previous = gpiozero.Device.pin_factory
+    factory = MockFactory(pin_class=MockPWMPin)
+    gpiozero.Device.pin_factory = factory
+    yield factory
+    factory.reset()
+    gpiozero.Device.pin_factory = previous

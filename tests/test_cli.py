@@ -11,7 +11,6 @@ import gpiozero
 import numpy as np
 import pytest
 from daemon_fakes import FakeModel
-from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 import voicegender.runner
 from voicegender import __version__
@@ -29,17 +28,6 @@ SR = 16000
 def fake_model(monkeypatch) -> None:
     """The CLI loads FakeModel instead of a TFLite file (the shipped model may not exist yet)."""
     monkeypatch.setattr(voicegender.runner, "open_model", lambda config: FakeModel())
-
-
-@pytest.fixture
-def mock_pins(monkeypatch):
-    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
-    previous = gpiozero.Device.pin_factory
-    factory = MockFactory(pin_class=MockPWMPin)
-    gpiozero.Device.pin_factory = factory
-    yield factory
-    factory.reset()
-    gpiozero.Device.pin_factory = previous
 
 
 def one_error_line(err: str) -> str:

@@ -16,11 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-import gpiozero
 import numpy as np
 import pytest
 from daemon_fakes import FakeModel, ScriptedSource
-from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from voicegender.config import Config, with_overrides
 from voicegender.daemon import Daemon
@@ -123,18 +121,6 @@ def mic_config(**decision) -> Config:
 
 
 # -- a file run with mock GPIO ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def mock_pins(monkeypatch):
-    """A fresh mock pin factory as gpiozero's default (what `--gpio mock` selects)."""
-    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
-    previous = gpiozero.Device.pin_factory
-    factory = MockFactory(pin_class=MockPWMPin)
-    gpiozero.Device.pin_factory = factory
-    yield factory
-    factory.reset()
-    gpiozero.Device.pin_factory = previous
 
 
 def rising_edges(factory, pin: int) -> list[float]:
