@@ -32,6 +32,7 @@ def mock_pins(monkeypatch):
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    monkeypatch.setenv("GPIOZERO_MOCK_PIN_CLASS", "mockpwmpin")
     previous = gpiozero.Device.pin_factory
     factory = MockFactory(pin_class=MockPWMPin)
     gpiozero.Device.pin_factory = factory

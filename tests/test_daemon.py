@@ -21,7 +21,7 @@ import pytest
 from daemon_fakes import FakeModel, ScriptedSource
 
 from voicegender.config import Config, with_overrides
-from voicegender.daemon import Daemon
+from voicegender.daemon import Daemon, NullOutput
 from voicegender.errors import VoicegenderError
 from voicegender.events import Decision, State
 from voicegender.runner import OUTPUT_SLOTS, build_daemon
@@ -55,8 +55,8 @@ class Recorder:
         return [e for kind, e, _ in self.events if kind == "decision" and e.final]
 
 
-class FakeNotifier:
-    """Records the systemd notify calls the daemon makes."""
+class FakeNotifier(NullOutput):
+    """Records the systemd notify calls the daemon makes (and, as an output, shows nothing)."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -76,15 +76,6 @@ class FakeNotifier:
     def watchdog(self) -> bool:
         self.calls.append("watchdog")
         return True
-
-    def on_state(self, state: State, detail: str = "") -> None:
-        pass
-
-    def on_decision(self, decision: Decision) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class FakeClock:

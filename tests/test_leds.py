@@ -9,7 +9,6 @@ import time
 
 import gpiozero
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from voicegender.errors import VoicegenderError
 from voicegender.events import Decision, State
@@ -20,16 +19,9 @@ MALE, FEMALE, STATUS = 17, 27, 22
 
 
 @pytest.fixture
-def factory(monkeypatch):
+def factory(mock_pins):
     """A fresh mock pin factory as gpiozero's default, whatever other tests did before."""
-    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
-    monkeypatch.setenv("GPIOZERO_MOCK_PIN_CLASS", "mockpwmpin")
-    previous = gpiozero.Device.pin_factory
-    mock = MockFactory(pin_class=MockPWMPin)
-    gpiozero.Device.pin_factory = mock
-    yield mock
-    mock.reset()
-    gpiozero.Device.pin_factory = previous
+    return mock_pins
 
 
 def decision(label: str, p: float, final: bool = True) -> Decision:
