@@ -34,9 +34,9 @@ class DecisionSettings:
     """p_female at or above this is "female"; 0 = the model's own threshold."""
     hysteresis: float = 0.05
     """A provisional label changes only once p_female is this far past the threshold it crosses."""
-    min_speech_seconds: float = 0.5
+    min_speech_seconds: float = 0.4
     """Speech an utterance needs before any decision; shorter utterances are ignored."""
-    min_window_speech: float = 0.5
+    min_window_speech: float = 0.4
     """A model window counts only when at least this share of its frames is speech."""
     provisional: bool = True
     """Show provisional decisions while the person is still speaking."""

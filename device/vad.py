@@ -73,7 +73,7 @@ class VadSettings:
     """Voiced audio needed within the context around a frame before it can be speech."""
     context_seconds: float = 0.5
     """History (before the frame) over which level modulation and pitch movement are measured."""
-    lookahead_seconds: float = 0.1
+    lookahead_seconds: float = 0.05
     """Audio after the frame also used for those measures; part of the label delay."""
     preroll_seconds: float = 0.05
     """Speech labels start this long before the first candidate frame; part of the label delay."""

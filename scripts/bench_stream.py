@@ -681,6 +681,10 @@ def score(speech: list[Segment], m: dict[str, Any]) -> tuple[list[dict[str, Any]
             rec["outcome"] = "wrong"
         else:
             rec["outcome"] = "uncertain"
+        # The decision standing when the utterance is over: what the LEDs show and the last log line
+        # for it (later parts of a continued utterance pool all its evidence so far).
+        last = rec["last_final"][0]["label"] if rec["last_final"] else None
+        rec["standing"] = "missed" if last is None else "right" if last == seg.gender else last
     return per_seg, stray
 
 
@@ -699,6 +703,8 @@ def print_accuracy(speech: list[Segment], per_seg: list[dict[str, Any]], thresho
         o = [r["outcome"] for r in recs]
         n, right, wrong, unc = len(o), o.count("right"), o.count("wrong"), o.count("uncertain")
         shares[name] = right / n if n else math.nan
+        standing = [r["standing"] for r in recs]
+        shares[f"{name}, standing decision"] = standing.count("right") / n if n else math.nan
         print(
             f"{name:12s} {n:5d} {right:6d} {wrong:6d} {unc:7d} {o.count('missed'):7d} "
             f"{100 * shares[name]:7.1f}% {100 * unc / max(n, 1):8.1f}% "
@@ -708,6 +714,10 @@ def print_accuracy(speech: list[Segment], per_seg: list[dict[str, Any]], thresho
     print(
         "(right = every final decision for the utterance has its true gender; acc decided = right / "
         "(right + wrong); split = utterances decided in more than one part)"
+    )
+    print(
+        "standing decision (the utterance's last final decision, pooling all its parts): "
+        + ", ".join(f"{name} {100 * shares[f'{name}, standing decision']:.1f}% right" for name, _ in CORPORA)
     )
     parts = []
     for lo, hi, name in ((1, 4, "1-4"), (5, 8, "5-8"), (9, 10**6, "9+")):

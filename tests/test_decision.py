@@ -48,7 +48,8 @@ def decisions(events) -> list[Decision]:
 
 
 def test_one_utterance_provisional_then_final() -> None:
-    events, calls = run(speech((1.0, 3.0), total=5.0), lambda w: logit(0.9))
+    half = DecisionSettings(min_window_speech=0.5, min_speech_seconds=0.5)
+    events, calls = run(speech((1.0, 3.0), total=5.0), lambda w: logit(0.9), half)
     states = [e for _, e in events if isinstance(e, State)]
     assert states == [State.SPEECH, State.LISTENING]
     ds = decisions(events)

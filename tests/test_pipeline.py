@@ -109,7 +109,7 @@ def test_chunking_does_not_change_results(clips, chunk: int) -> None:
 
 
 def test_classify_equals_an_independent_batch_computation(clips) -> None:
-    """p_female = sigmoid(mean log-odds over all windows at least half speech), from batch features."""
+    """p_female = sigmoid(mean log-odds over all windows mostly speech), from batch features."""
     model = FakeModel()
     for name in ("male_1320", "female_3575", "demo_male_then_female"):
         audio = clips[name]
@@ -118,7 +118,7 @@ def test_classify_equals_an_independent_batch_computation(clips) -> None:
         assert labels.size == len(mfcc)
         windows = sliding_windows(mfcc, 98, 25)
         coverage = sliding_windows(labels[:, None].astype(np.float32), 98, 25)[:, :, 0].mean(axis=1)
-        chosen = windows[coverage >= 0.5]
+        chosen = windows[coverage >= DecisionSettings().min_window_speech]
         expected = float(sigmoid(model.logits(chosen).mean()))
         d = classify_audio(audio, SR, model)
         assert d.final and d.windows == len(chosen)

@@ -1,7 +1,10 @@
-"""Audio augmentation that helps a model trained on read audiobooks hear other rooms and microphones.
+"""Audio augmentation that helps a model trained on read audiobooks hear other rooms, microphones and
+ways of speaking.
 
-Noise, gain, room reverb and microphone EQ / band-limiting. No pitch or speed changes: they move the
-very cues (F0, formants) the model must learn.
+Noise, gain, room reverb, microphone EQ / band-limiting, vocal-effort tilt, and a formant-preserving
+F0 change that moves each voice only *towards* the other gender's pitch range (men up, as in shouting
+or excitement; women down, as in sad or tired speech). Plain pitch shifting or speed changes are never
+used: they move the formants too, the very cue (vocal tract length) that keeps such speech recognisable.
 """
 
 from __future__ import annotations
@@ -30,6 +33,16 @@ class AugmentSettings:
     """Probability of a random microphone EQ with high-pass and low-pass band-limiting."""
     gain_db: tuple[float, float] = (-20.0, 10.0)
     """Range of overall gain; the result is clipped to [-1, 1] like a real ADC."""
+    p_f0: float = 0.5
+    """Probability of a formant-preserving F0 change (WORLD vocoder; needs the clip's label)."""
+    male_f0_semitones: tuple[float, float] = (0.0, 8.0)
+    """Range of F0 change for male voices: aroused male speech reaches typical female pitch."""
+    female_f0_semitones: tuple[float, float] = (-5.0, 0.0)
+    """Range of F0 change for female voices: calm or sad female speech reaches high male pitch."""
+    p_tilt: float = 0.5
+    """Probability of a spectral tilt change, as raised or lowered vocal effort gives."""
+    tilt_db_per_octave: tuple[float, float] = (-3.0, 3.0)
+    """Range of tilt above 500 Hz, in dB per octave."""
 
 
 def coloured_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
@@ -83,10 +96,37 @@ def microphone_eq(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.fft.irfft(np.fft.rfft(audio) * response, audio.size).astype(np.float32)
 
 
-def augment(audio: np.ndarray, settings: AugmentSettings, rng: np.random.Generator) -> np.ndarray:
-    """One random augmented copy of a 16 kHz clip (same length)."""
+def change_f0(audio: np.ndarray, semitones: float) -> np.ndarray:
+    """Resynthesise with F0 moved by ``semitones`` and the spectral envelope (formants) kept."""
+    import pyworld
+
+    x = np.ascontiguousarray(audio, np.float64)
+    f0, t = pyworld.dio(x, SR, frame_period=5.0)
+    f0 = pyworld.stonemask(x, f0, t, SR)
+    envelope = pyworld.cheaptrick(x, f0, t, SR)
+    aperiodicity = pyworld.d4c(x, f0, t, SR)
+    y = pyworld.synthesize(f0 * 2 ** (semitones / 12), envelope, aperiodicity, SR, 5.0)
+    y = np.pad(y, (0, max(0, audio.size - y.size)))[: audio.size]
+    return (y * np.sqrt(np.sum(x**2) / (np.sum(y**2) + 1e-12))).astype(np.float32)
+
+
+def spectral_tilt(audio: np.ndarray, db_per_octave: float) -> np.ndarray:
+    """Tilt the spectrum above 500 Hz: louder, effortful speech has relatively more high-frequency energy."""
+    f = np.fft.rfftfreq(audio.size, 1 / SR)
+    gain_db = db_per_octave * np.log2(np.maximum(f, 500.0) / 500.0)
+    return np.fft.irfft(np.fft.rfft(audio) * 10 ** (gain_db / 20), audio.size).astype(np.float32)
+
+
+def augment(
+    audio: np.ndarray, settings: AugmentSettings, rng: np.random.Generator, female: bool | None = None
+) -> np.ndarray:
+    """One random augmented copy of a 16 kHz clip (same length); ``female`` enables the F0 change."""
     s = settings
     out = audio.astype(np.float32, copy=True)
+    if female is not None and rng.random() < s.p_f0:
+        out = change_f0(out, rng.uniform(*(s.female_f0_semitones if female else s.male_f0_semitones)))
+    if rng.random() < s.p_tilt:
+        out = spectral_tilt(out, rng.uniform(*s.tilt_db_per_octave))
     if rng.random() < s.p_reverb:
         out = reverb(out, rng.uniform(*s.rt60), rng)
     if rng.random() < s.p_eq:

@@ -51,7 +51,7 @@ class FeatureSet:
 
 
 def _clip_windows(args: tuple) -> tuple[np.ndarray, np.ndarray]:
-    audio, fs_dict, ws_dict, aug_dict, variants, seed = args
+    audio, female, fs_dict, ws_dict, aug_dict, variants, seed = args
     frontend = Frontend(FrontendSettings(**fs_dict))
     ws = WindowSettings(**ws_dict)
     aug = AugmentSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug_dict.items()})
@@ -61,7 +61,7 @@ def _clip_windows(args: tuple) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     for v in range(variants + 1):
         # Frames of the whole clip equal the frames of each window cut from it (frames are not centred).
-        frames = frontend.mfcc(audio if v == 0 else augment(audio, aug, rng))
+        frames = frontend.mfcc(audio if v == 0 else augment(audio, aug, rng, female))
         # Random crops: augmented copies shift their windows by up to one training hop.
         shift = int(rng.integers(0, ws.train_hop_frames)) if v else 0
         last = len(frames) - ws.window_frames
@@ -79,6 +79,7 @@ def cache_key(
     aug: AugmentSettings,
     variants: int,
     seed: int,
+    females: Sequence[bool] | None = None,
 ) -> str:
     blob = json.dumps(
         {
@@ -89,6 +90,7 @@ def cache_key(
             "variants": variants,
             "seed": seed,
             "clips": list(clip_ids),
+            "females": None if females is None else list(females),
         },
         sort_keys=True,
     )
@@ -106,11 +108,15 @@ def extract_windows(
     cache_dir: Path | None = None,
     workers: int | None = None,
     progress: bool = True,
+    females: Sequence[bool] | None = None,
 ) -> FeatureSet:
-    """MFCC windows from each clip: the clean audio plus ``variants`` augmented copies."""
+    """MFCC windows from each clip: the clean audio plus ``variants`` augmented copies. With the clips'
+    labels (``females``) augmentation may also move F0 towards the other gender's range."""
     path = None
+    labels = [None] * len(audios) if females is None else [bool(f) for f in females]
     if cache_dir is not None:
-        path = Path(cache_dir) / f"windows-{cache_key(clip_ids, fs, ws, aug, variants, seed)}.npz"
+        key = cache_key(clip_ids, fs, ws, aug, variants, seed, None if females is None else labels)
+        path = Path(cache_dir) / f"windows-{key}.npz"
         if path.exists():
             with np.load(path) as z:
                 return FeatureSet(z["x"], z["clip"], z["variant"])
@@ -122,8 +128,8 @@ def extract_windows(
     # Per-clip seeds from one SeedSequence: the result doesn't depend on the number of workers.
     seeds = np.random.SeedSequence(seed).generate_state(len(audios))
     jobs = [
-        (a, fs.to_dict(), dataclasses.asdict(ws), dataclasses.asdict(aug), variants, int(s))
-        for a, s in zip(audios, seeds, strict=True)
+        (a, f, fs.to_dict(), dataclasses.asdict(ws), dataclasses.asdict(aug), variants, int(s))
+        for a, f, s in zip(audios, labels, seeds, strict=True)
     ]
     workers = workers or min(len(jobs), os.cpu_count() or 1) or 1
     xs, clips, vars_ = [], [], []

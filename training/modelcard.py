@@ -30,6 +30,7 @@ def write_model_card(path: Path, results: dict[str, Any], meta: dict[str, Any], 
     base_rows = [f"| {k} | {_pct(v)} |" for k, v in base.items()]
     licences = ", ".join(f"{k} ({v})" for k, v in td["licences"].items())
     th = meta["thresholds"]
+    aug = meta["settings"]["augment"]
     rel = os.path.relpath(report, path.parent)
     text = f"""# Model card: voicegender int8 CNN (`{m["file"]}`)
 
@@ -59,7 +60,11 @@ any decision about an individual. No audio is stored or sent anywhere by the dev
   male speakers from: {licences}.
 - Each clip also used in {td["augmented_copies"]} augmented copies: additive white/pink/brown noise
   (3-30 dB SNR), synthetic room reverb (RT60 0.15-0.8 s), random microphone EQ with 50-300 Hz
-  high-pass and 3-8 kHz low-pass, gain and clipping. No pitch or speed changes.
+  high-pass and 3-8 kHz low-pass, vocal-effort spectral tilt, gain and clipping, and (with probability
+  {aug["p_f0"]:g}) a formant-preserving F0 change (WORLD vocoder) only towards the other gender's
+  range: men up to {aug["male_f0_semitones"][1]:g} semitones higher, women up to
+  {-aug["female_f0_semitones"][0]:g} lower, as in aroused or subdued speech. The formants (vocal tract
+  length) stay; plain pitch shifting or speed changes, which move them, are not used.
 - Attribution: LibriSpeech (c) 2014 Vassil Panayotov et al., CC BY 4.0; CSTR VCTK Corpus
   (c) University of Edinburgh, CC BY 4.0; AISHELL-3 (c) Beijing Shell Shell Technology, Apache 2.0;
   Mozilla Common Voice (Persian), CC0.
@@ -83,8 +88,8 @@ The original system's approach (dense network on mel-mean vectors, random clip s
   and Persian speakers. Other languages, spontaneous or emotional speech, and children are
   under-represented; children's voices (high F0, short vocal tracts) will mostly be called "female".
 - Very low female voices and very high male voices are the expected errors, and so are voices
-  altered by illness, whispering, singing or shouting. The EmoDB row shows it: acted anger, joy and
-  fear raise men's pitch, and many of those clips are called "female" or "uncertain".
+  altered by illness, whispering, singing or shouting. The EmoDB row shows it: acted anger and joy
+  raise men's pitch, and sad, breathy women's voices are the remaining errors there.
 - The project's goals (held-out LibriSpeech clips >= 99%, EmoDB clips >= 97.7% balanced accuracy, at
   most 5% uncertain) are not all met by this model; the table above is what it does.
 - Noise, strong reverberation and cheap microphones were simulated, not recorded: real rooms and

@@ -175,6 +175,7 @@ def train_and_report(
         s.variants,
         s.train.seed,
         cache_dir,
+        females=_clip_labels(train_clips),
     )
     val_set = extract_windows(
         val_audio, [str(c.path) for c in val_clips], fs, ws, s.augment, 0, s.train.seed, cache_dir
