@@ -35,6 +35,10 @@ def use_gpio_mode(mode: str, pwm: bool) -> None:
             os.environ["GPIOZERO_MOCK_PIN_CLASS"] = "mockpwmpin"
 
 
+FAST_CHUNK_SECONDS = 1.0
+"""Chunk length for WAV input processed as fast as possible."""
+
+
 def make_source(audio: AudioSettings) -> AudioSource:
     """The (unopened) source for ``[audio] input``: "mic", "-" (raw s16le on stdin) or a WAV path."""
     if audio.input == "-":
@@ -52,7 +56,10 @@ def make_source(audio: AudioSettings) -> AudioSource:
             audio.queue_chunks,
             stall_seconds=audio.stall_seconds,
         )
-    return WavSource(Path(audio.input), realtime=audio.realtime, chunk_seconds=audio.chunk_seconds)
+    # Unpaced (--fast), nothing waits for a chunk, so read big ones: per-chunk overhead then stops
+    # mattering, and the decisions are the same for any chunk size.
+    chunk = audio.chunk_seconds if audio.realtime else max(audio.chunk_seconds, FAST_CHUNK_SECONDS)
+    return WavSource(Path(audio.input), realtime=audio.realtime, chunk_seconds=chunk)
 
 
 def model_path(config: Config) -> Path:

@@ -635,7 +635,7 @@ def measure(args: argparse.Namespace, wav: Path) -> dict[str, Any]:
     decisions = runs[0]["decisions"]
     if any(r["decisions"] != decisions for r in runs[1:]):
         print("WARNING: the daemon's decisions differ between runs; scoring the first run")
-    same = [d for d, _ in rep["emitted"]] == decisions
+    same = same_decisions([d for d, _ in rep["emitted"]], decisions)
     if not same:
         print("WARNING: the in-process replay's decisions differ from the daemon's; emission times are the")
         print("         decisions' evidence ends instead")
@@ -653,6 +653,17 @@ def measure(args: argparse.Namespace, wav: Path) -> dict[str, Any]:
         "ready_rss_mb": max(m for _, m in ready),
         "replay": rep,
     }
+
+
+def same_decisions(a: list[dict], b: list[dict]) -> bool:
+    """Equal but for p_female rounding: the daemon reads a --fast file in bigger chunks than the
+    replay, and block boundaries in the front end can move an int8 model input by one step."""
+    strip = [({**d, "p_female": 0}, {**e, "p_female": 0}) for d, e in zip(a, b, strict=False)]
+    return (
+        len(a) == len(b)
+        and all(x == y for x, y in strip)
+        and all(abs(d["p_female"] - e["p_female"]) <= 1e-3 for d, e in zip(a, b, strict=False))
+    )
 
 
 def score(speech: list[Segment], m: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[dict, float]]]:
@@ -820,7 +831,8 @@ def print_figures(
     print()
     print(
         f"latency is stream time: the stream position when the daemon's pipeline (replayed in-process in "
-        f"{rep['chunk']}-sample chunks) emitted the decision; replay == daemon output: {m['replay_same']}"
+        f"{rep['chunk']}-sample chunks) emitted the decision; replay == daemon output "
+        f"(p_female within 0.001): {m['replay_same']}"
     )
     print(f"  onset: detected start of the first decided part - true start: {fmt_s(onset_detect)}")
     print(f"  onset: first decision's evidence end - true start: {fmt_s(onset_ev)}")
