@@ -60,11 +60,12 @@ any decision about an individual. No audio is stored or sent anywhere by the dev
   male speakers from: {licences}.
 - Each clip also used in {td["augmented_copies"]} augmented copies: additive white/pink/brown noise
   (3-30 dB SNR), synthetic room reverb (RT60 0.15-0.8 s), random microphone EQ with 50-300 Hz
-  high-pass and 3-8 kHz low-pass, vocal-effort spectral tilt, gain and clipping, and (with probability
-  {aug["p_f0"]:g}) a formant-preserving F0 change (WORLD vocoder) only towards the other gender's
-  range: men up to {aug["male_f0_semitones"][1]:g} semitones higher, women up to
-  {-aug["female_f0_semitones"][0]:g} lower, as in aroused or subdued speech. The formants (vocal tract
-  length) stay; plain pitch shifting or speed changes, which move them, are not used.
+  high-pass and 3-8 kHz low-pass, vocal-effort spectral tilt, gain and clipping.
+- With probability {aug["p_f0"]:g} a copy also has its F0 changed by the WORLD vocoder, keeping the
+  spectral envelope (formants, i.e. vocal tract length), and only towards the other gender's range,
+  as in aroused or subdued speech: men up to {aug["male_f0_semitones"][1]:g} semitones higher, women
+  up to {-aug["female_f0_semitones"][0]:g} lower. Plain pitch shifting or speed changes, which move
+  the formants too, are not used.
 - Attribution: LibriSpeech (c) 2014 Vassil Panayotov et al., CC BY 4.0; CSTR VCTK Corpus
   (c) University of Edinburgh, CC BY 4.0; AISHELL-3 (c) Beijing Shell Shell Technology, Apache 2.0;
   Mozilla Common Voice (Persian), CC0.
