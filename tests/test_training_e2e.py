@@ -86,3 +86,59 @@ def test_train_cli_names_a_missing_dataset(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("voicegender-train: error:") and "nope" in err and "\n" not in err
+
+
+@pytest.mark.slow
+def test_crossval_holds_every_speaker_out_exactly_once(data_dir, tmp_path, fixtures_dir):
+    libri = _small_librispeech(data_dir, tmp_path / "LibriSpeech", per_gender=3)
+    manifest = tmp_path / "manifest.csv"
+    shutil.copy(fixtures_dir / "male_1320.wav", tmp_path / "m.wav")
+    shutil.copy(fixtures_dir / "female_3575.wav", tmp_path / "f.wav")
+    manifest.write_text("path,gender,speaker_id\nm.wav,male,fx_m\nf.wav,female,fx_f\n")
+    report = tmp_path / "report"
+    rc = train_main(
+        [
+            "crossval", "--k", "4",
+            "--data", f"librispeech:{libri}",
+            "--data", f"manifest:{manifest}",
+            "--eval", f"kaggle:{data_dir / 'commonvoice-kaggle'}",
+            "--report-dir", str(report),
+            "--cache-dir", str(tmp_path / "cache"),
+            "--steps", "10",
+            "--variants", "1",
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    result = json.loads((report / "crossval.json").read_text())
+    speakers = [spk for fold in result["folds"] for spk in fold["test_speakers"]]
+    assert len(result["folds"]) == 4
+    assert len(speakers) == len(set(speakers)) == 8  # 6 LibriSpeech + 2 manifest speakers, once each
+    n_libri = len(list(libri.glob("*/*/*/*.flac")))  # subset/speaker/chapter
+    by_corpus = {k: v["clips"] for k, v in result["pooled_held_out"].items() if k != "all"}
+    assert by_corpus["librispeech"] == n_libri  # every clip scored once, in its speaker's test fold
+    assert result["pooled_held_out"]["all"]["clips"] == sum(by_corpus.values()) == n_libri + 2
+    for fold in result["folds"]:
+        assert 0.0 <= fold["test"]["clip_balanced_accuracy"] <= 1.0
+        assert len(fold["sets"]) == 1
+    spread = next(iter(result["sets"].values()))["clip_balanced_accuracy"]
+    assert spread["min"] <= spread["mean"] <= spread["max"]
+    table = (report / "crossval.md").read_text()
+    assert "# Cross-validation: 4 speaker-disjoint folds" in table
+    assert sum(line.startswith(f"| {i} |") for i in range(1, 5) for line in table.splitlines()) == 4
+
+
+def test_crossval_needs_three_folds(tmp_path, capsys, data_dir):
+    rc = train_main(["crossval", "--k", "2", "--data", f"librispeech:{data_dir / 'LibriSpeech'}"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("voicegender-train: error:") and "k must be >= 3" in err and "\n" not in err
+
+
+def test_crossval_names_too_many_folds(tmp_path, capsys, fixtures_dir):
+    shutil.copy(fixtures_dir / "male_1320.wav", tmp_path / "m.wav")
+    shutil.copy(fixtures_dir / "female_3575.wav", tmp_path / "f.wav")
+    (tmp_path / "manifest.csv").write_text("path,gender,speaker_id\nm.wav,male,fx_m\nf.wav,female,fx_f\n")
+    rc = train_main(["crossval", "--k", "3", "--data", f"manifest:{tmp_path / 'manifest.csv'}"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "voicegender-train: error: crossval: 2 speakers cannot fill 3 folds (use a smaller --k)"

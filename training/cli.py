@@ -22,19 +22,12 @@ def _parser() -> argparse.ArgumentParser:
         "ship", help="train, quantise, evaluate and write the shipped model from ../shared/data"
     )
     ship.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("VOICEGENDER_DATA_DIR", REPO.parent / "shared" / "data")),
-    )
-    ship.add_argument(
         "--out", type=Path, default=REPO / "models" / "voicegender.tflite", help="model file to write"
     )
     ship.add_argument(
         "--report-dir", type=Path, default=REPO / "models" / "report", help="evaluation report folder"
     )
     ship.add_argument("--cache-dir", type=Path, default=REPO / "cache", help="feature and baseline cache")
-    ship.add_argument("--epochs", type=int, help="override the number of epochs")
-    ship.add_argument("--seed", type=int, help="override the training seed")
     ship.add_argument("--no-baseline", action="store_true", help="skip the original-system baseline")
 
     train = sub.add_parser(
@@ -59,17 +52,45 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--report-dir", type=Path, help="evaluation report folder (default: beside the model)")
     train.add_argument("--cache-dir", type=Path, default=Path("cache"))
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--seed", type=int)
     train.add_argument("--max-clips-per-speaker", type=int, default=None)
-    train.add_argument(
-        "--cv-tables",
-        default="validated",
-        help="Common Voice tables to read, comma-separated (validated,other)",
-    )
     train.add_argument("--steps", type=int, help="stop after this many training steps (smoke tests)")
     train.add_argument("--variants", type=int, help="augmented copies per clip")
-    for q in (ship, train):
+
+    cv = sub.add_parser(
+        "crossval",
+        help="k-fold speaker cross-validation of the training recipe (default: the shipped model's data)",
+    )
+    cv.add_argument("--k", type=int, default=5, help="number of speaker folds (default: %(default)s)")
+    cv.add_argument(
+        "--data",
+        action="append",
+        metavar="KIND:PATH",
+        help="dataset (repeatable) instead of the shipped model's training corpora",
+    )
+    cv.add_argument(
+        "--eval", action="append", metavar="KIND:PATH", help="evaluation-only dataset (repeatable)"
+    )
+    cv.add_argument(
+        "--report-dir", type=Path, default=REPO / "models" / "report", help="where crossval.md goes"
+    )
+    cv.add_argument("--cache-dir", type=Path, default=REPO / "cache", help="feature cache")
+    cv.add_argument("--steps", type=int, help="stop each fold after this many training steps (smoke tests)")
+    cv.add_argument("--variants", type=int, help="augmented copies per clip")
+    for q in (ship, cv):
+        q.add_argument(
+            "--data-dir",
+            type=Path,
+            default=Path(os.environ.get("VOICEGENDER_DATA_DIR", REPO.parent / "shared" / "data")),
+        )
+    for q in (train, cv):
+        q.add_argument(
+            "--cv-tables",
+            default="validated",
+            help="Common Voice tables to read, comma-separated (validated,other)",
+        )
+    for q in (ship, train, cv):
+        q.add_argument("--epochs", type=int, help="override the number of epochs")
+        q.add_argument("--seed", type=int, help="override the training seed")
         q.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -99,6 +120,34 @@ def main(argv: list[str] | None = None) -> int:
                 settings,
                 baseline=not args.no_baseline,
             )
+        elif args.command == "crossval":
+            from . import crossval
+
+            if args.variants is not None:
+                settings = dataclasses.replace(settings, variants=args.variants)
+            if args.data:
+                train_specs, cv_tables = args.data, _tables(args.cv_tables)
+                eval_specs = {spec: spec for spec in args.eval or []}
+            else:  # the shipped model's recipe
+                train_specs = [f"{kind}:{args.data_dir / rel}" for kind, rel, _ in ship.TRAIN_SOURCES]
+                eval_specs = (
+                    {spec: spec for spec in args.eval}
+                    if args.eval
+                    else {
+                        name: f"{kind}:{args.data_dir / rel}" for name, (kind, rel) in ship.EVAL_ONLY.items()
+                    }
+                )
+                cv_tables = ship.SHIP_CV_TABLES
+            crossval.run(
+                train_specs,
+                eval_specs,
+                args.k,
+                args.report_dir,
+                args.cache_dir,
+                settings,
+                cv_tables,
+                args.steps,
+            )
         else:
             if args.variants is not None:
                 settings = dataclasses.replace(settings, variants=args.variants)
@@ -116,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.report_dir or args.out.parent / "report",
                 args.cache_dir,
                 settings,
-                cv_tables=tuple(t.strip() for t in args.cv_tables.split(",") if t.strip()),
+                cv_tables=_tables(args.cv_tables),
                 steps=args.steps,
             )
     except VoicegenderError as exc:
@@ -125,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _tables(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ The original system's approach (dense network on mel-mean vectors, random clip s
 |---|---|
 {chr(10).join(base_rows) if base_rows else "| (not run) | |"}
 
-## Known limits
+{_crossval_section(report, meta, path.parent)}## Known limits
 - Trained mostly on read English audiobooks by adults (LibriSpeech), plus a few UK English, Mandarin
   and Persian speakers. Other languages, spontaneous or emotional speech, and children are
   under-represented; children's voices (high F0, short vocal tracts) will mostly be called "female".
@@ -100,3 +101,38 @@ The original system's approach (dense network on mel-mean vectors, random clip s
 """
     path.write_text(text)
     return path
+
+
+def _crossval_section(report: Path, meta: dict[str, Any], card_dir: Path) -> str:
+    """Cross-validation figures, when ``crossval.json`` beside the report is for this model's recipe."""
+    path = report.parent / "crossval.json"
+    try:
+        cv = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ""
+    if cv.get("settings") != meta["settings"]:
+        return ""  # another recipe's numbers would mislead
+    pooled = cv["pooled_held_out"]
+
+    def line(name: str, m: dict[str, Any]) -> str:
+        return (
+            f"- {name}: {m['clips']} clips, {m['speakers_female']}/{m['speakers_male']} speakers F/M: clips "
+            f"{_pct(m['clip_balanced_accuracy'])}, 1 s windows {_pct(m['window_balanced_accuracy'])}, "
+            f"uncertain {_pct(m['uncertain_share'])}"
+        )
+
+    lines = [line("all held-out speakers" if name == "all" else name, m) for name, m in pooled.items()]
+    for name, by in cv["sets"].items():
+        c = by["clip_balanced_accuracy"]
+        lines.append(
+            f"- {name}, scored by each fold's model: clips {_pct(c['mean'])} ± {100 * c['sd']:.1f} "
+            f"(range {_pct(c['min'])}-{_pct(c['max'])})"
+        )
+    rel = os.path.relpath(path.with_suffix(".md"), card_dir)
+    return (
+        f"## Cross-validation of the same recipe ([`{rel}`]({rel}))\n"
+        f"{cv['k']} speaker-disjoint folds, float models; every training-corpus speaker is held out once,\n"
+        "so these figures rest on all of them, not on one small test split (balanced accuracy):\n"
+        + "\n".join(lines)
+        + "\n\n"
+    )

@@ -67,13 +67,15 @@ TRAIN_SOURCES = (
     ("manifest", "more-speakers/aishell3_sample", "Apache 2.0"),
     ("commonvoice", "commonvoice-fa", "CC0"),
 )
+# The Persian release is tiny; its unvalidated clips still add voices.
+SHIP_CV_TABLES = ("validated", "other")
 EVAL_ONLY = {
     "LibriSpeech test-clean (MP3, held out)": ("manifest", "more-speakers/librispeech_testclean_samples"),
     "EmoDB (German, acted; cross-corpus)": ("manifest", "emodb"),
 }
 
 
-def _read(spec: str, cv_tables: tuple[str, ...]) -> list[Clip]:
+def read_clips(spec: str, cv_tables: tuple[str, ...]) -> list[Clip]:
     clips, stats = read_any(spec, cv_tables=cv_tables)
     log.info("%s", stats.summary())
     for warning in stats.warnings:
@@ -81,13 +83,13 @@ def _read(spec: str, cv_tables: tuple[str, ...]) -> list[Clip]:
     return clips
 
 
-def _load(clips: list[Clip], min_seconds: float) -> tuple[list[Clip], list[np.ndarray], dict[str, int]]:
+def load_clips(clips: list[Clip], min_seconds: float) -> tuple[list[Clip], list[np.ndarray], dict[str, int]]:
     result = load_batch(clips, min_seconds=min_seconds, progress=False)
     kept = [c for c, _ in result.loaded]
     return kept, [a for _, a in result.loaded], dict(result.reject_counts())
 
 
-def _clip_labels(clips: list[Clip]) -> np.ndarray:
+def female_labels(clips: list[Clip]) -> np.ndarray:
     return np.array([c.gender == "female" for c in clips])
 
 
@@ -108,7 +110,7 @@ def run(
         report_dir,
         cache_dir,
         settings,
-        cv_tables=("validated", "other"),  # the Persian release is tiny; unvalidated clips still add voices
+        cv_tables=SHIP_CV_TABLES,
         baseline_npz=data_dir / "commonvoice-kaggle-melmean" / "cv_melmean128.npz" if baseline else None,
     )
 
@@ -154,13 +156,13 @@ def train_and_report(
     out_model = Path(out_model)
     clips: list[Clip] = []
     for spec, _licence in train_specs:
-        clips += _read(spec, cv_tables)
+        clips += read_clips(spec, cv_tables)
     split = split_by_speaker(clips, s.split)
     for warning in split.warnings:
         log.warning("%s", warning)
-    train_clips, train_audio, train_rejects = _load(list(split.train), s.min_seconds)
-    val_clips, val_audio, _ = _load(list(split.validation), s.min_seconds)
-    test_clips, test_audio, _ = _load(list(split.test), s.min_seconds)
+    train_clips, train_audio, train_rejects = load_clips(list(split.train), s.min_seconds)
+    val_clips, val_audio, _ = load_clips(list(split.validation), s.min_seconds)
+    test_clips, test_audio, _ = load_clips(list(split.test), s.min_seconds)
     if not train_clips:
         raise VoicegenderError("no usable training clips (see the skipped-file counts above)")
     log.info("train %d clips, validation %d, test %d", len(train_clips), len(val_clips), len(test_clips))
@@ -175,13 +177,13 @@ def train_and_report(
         s.variants,
         s.train.seed,
         cache_dir,
-        females=_clip_labels(train_clips),
+        females=female_labels(train_clips),
     )
     val_set = extract_windows(
         val_audio, [str(c.path) for c in val_clips], fs, ws, s.augment, 0, s.train.seed, cache_dir
     )
-    y_train = _clip_labels(train_clips)[train_set.clip]
-    y_val = _clip_labels(val_clips)[val_set.clip]
+    y_train = female_labels(train_clips)[train_set.clip]
+    y_val = female_labels(val_clips)[val_set.clip]
     log.info(
         "training windows: %d (%d clean), validation windows: %d",
         len(y_train),
@@ -208,7 +210,7 @@ def train_and_report(
             "augmented_copies": s.variants,
             "rejected_files": train_rejects,
         },
-        "settings": _jsonable(dataclasses.asdict(s)),
+        "settings": jsonable(dataclasses.asdict(s)),
     }
     write_model(out_model, tflite, fs, ws.window_frames, s.infer_hop_frames, norm, s.thresholds, info)
     device_model = load_model(out_model)
@@ -226,8 +228,8 @@ def train_and_report(
         ]
     }
     for name, spec in eval_specs.items():
-        eclips = _read(spec, cv_tables)
-        kept, audio, _ = _load(eclips, 0.1)
+        eclips = read_clips(spec, cv_tables)
+        kept, audio, _ = load_clips(eclips, 0.1)
         eval_sets[name] = [
             EvalClip(a, c.gender == "female", c.speaker or c.path.name, c.path.name)
             for c, a in zip(kept, audio, strict=True)
@@ -297,7 +299,7 @@ def _fit_cached(
     """Train, or load the model a previous run trained on the same windows with the same settings."""
     import keras
 
-    blob = json.dumps([clip_ids, _jsonable(dataclasses.asdict(s)), steps, len(y_train)], sort_keys=True)
+    blob = json.dumps([clip_ids, jsonable(dataclasses.asdict(s)), steps, len(y_train)], sort_keys=True)
     where = Path(cache_dir) / f"model-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
     if (where / "model.keras").exists():
         log.info("using the model trained earlier with the same data and settings: %s", where)
@@ -333,11 +335,11 @@ def _baseline(eval_sets: dict[str, list[EvalClip]], npz: Path, cache_dir: Path, 
     return {"scores": scores}
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value
