@@ -17,9 +17,9 @@ import numpy as np
 from voicegender.errors import VoicegenderError
 from voicegender.frontend import Frontend
 
-from .evaluate import ClipScores, ClipWindows, EvalClip, metrics, score_clips
+from .evaluate import ClipScores, ClipWindows, metrics, score_clips
 from .features import extract_windows
-from .ship import ShipSettings, female_labels, jsonable, load_clips, read_clips
+from .ship import ShipSettings, eval_clips, female_labels, jsonable, load_clips, read_clips, read_eval_sets
 from .splits import kfold_splits
 from .train import fit
 
@@ -67,11 +67,7 @@ def run(
     )
     y = females[windows.clip]
     cutter = ClipWindows(Frontend(s.frontend), s.windows.window_frames, s.infer_hop_frames)
-    eval_sets = {}
-    for name, spec in eval_specs.items():
-        eclips = read_clips(spec, cv_tables)
-        ekept, eaudio, _ = load_clips(eclips, 0.1)
-        eval_sets[name] = [_eval_clip(c, a) for c, a in zip(ekept, eaudio, strict=True)]
+    eval_sets = read_eval_sets(eval_specs, cv_tables)
 
     def members(side: tuple) -> np.ndarray:
         return np.array(sorted(index[c.path] for c in side if c.path in index), dtype=np.int64)
@@ -91,7 +87,8 @@ def run(
         def scorer(x: np.ndarray, model=model, norm=norm) -> np.ndarray:
             return model.predict(norm(x), verbose=0, batch_size=256).reshape(-1)
 
-        test_scores = score_clips(scorer, [_eval_clip(kept[j], audio[j]) for j in test], cutter, durations=())
+        test_clips = eval_clips([kept[j] for j in test], [audio[j] for j in test])
+        test_scores = score_clips(scorer, test_clips, cutter, durations=())
         held_out.append((test, test_scores))
         fold = {
             "train_clips": len(train),
@@ -138,10 +135,6 @@ def run(
     (report_dir / "crossval.md").write_text(_markdown(result, s))
     log.info("wrote %s in %.1f min", report_dir / "crossval.md", result["minutes"])
     return result
-
-
-def _eval_clip(clip, audio: np.ndarray) -> EvalClip:
-    return EvalClip(audio, clip.gender == "female", clip.speaker or clip.path.name, clip.path.name)
 
 
 def _summary(m: dict[str, Any], worst: bool = False) -> dict[str, Any]:

@@ -89,6 +89,22 @@ def load_clips(clips: list[Clip], min_seconds: float) -> tuple[list[Clip], list[
     return kept, [a for _, a in result.loaded], dict(result.reject_counts())
 
 
+def eval_clips(clips: list[Clip], audio: list[np.ndarray]) -> list[EvalClip]:
+    return [
+        EvalClip(a, c.gender == "female", c.speaker or c.path.name, c.path.name)
+        for c, a in zip(clips, audio, strict=True)
+    ]
+
+
+def read_eval_sets(eval_specs: dict[str, str], cv_tables: tuple[str, ...]) -> dict[str, list[EvalClip]]:
+    """Evaluation-only sets by name; clips down to 0.1 s are kept (they are scored, not trained on)."""
+    sets = {}
+    for name, spec in eval_specs.items():
+        kept, audio, _ = load_clips(read_clips(spec, cv_tables), 0.1)
+        sets[name] = eval_clips(kept, audio)
+    return sets
+
+
 def female_labels(clips: list[Clip]) -> np.ndarray:
     return np.array([c.gender == "female" for c in clips])
 
@@ -221,19 +237,10 @@ def train_and_report(
     def float_scorer(windows: np.ndarray) -> np.ndarray:
         return model.predict(norm(windows), verbose=0, batch_size=256).reshape(-1)
 
-    eval_sets: dict[str, list[EvalClip]] = {
-        "held-out speakers (test split)": [
-            EvalClip(a, c.gender == "female", c.speaker or c.path.name, c.path.name)
-            for c, a in zip(test_clips, test_audio, strict=True)
-        ]
+    eval_sets = {
+        "held-out speakers (test split)": eval_clips(test_clips, test_audio),
+        **read_eval_sets(eval_specs, cv_tables),
     }
-    for name, spec in eval_specs.items():
-        eclips = read_clips(spec, cv_tables)
-        kept, audio, _ = load_clips(eclips, 0.1)
-        eval_sets[name] = [
-            EvalClip(a, c.gender == "female", c.speaker or c.path.name, c.path.name)
-            for c, a in zip(kept, audio, strict=True)
-        ]
     results: dict[str, Any] = {"sets": {}}
     for name, eclips in eval_sets.items():
         results["sets"][name] = {
