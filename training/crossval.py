@@ -19,6 +19,7 @@ from voicegender.frontend import Frontend
 
 from .evaluate import ClipScores, ClipWindows, metrics, score_clips
 from .features import extract_windows
+from .report import pct
 from .ship import ShipSettings, eval_clips, female_labels, jsonable, load_clips, read_clips, read_eval_sets
 from .splits import kfold_splits
 from .train import fit
@@ -162,10 +163,6 @@ def _spread(values: list[float]) -> dict[str, float]:
     }
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:.1f}%"
-
-
 def _markdown(r: dict[str, Any], s: ShipSettings) -> str:
     lines = [
         f"# Cross-validation: {r['k']} speaker-disjoint folds",
@@ -184,8 +181,8 @@ def _markdown(r: dict[str, Any], s: ShipSettings) -> str:
     for name, m in r["pooled_held_out"].items():
         lines.append(
             f"| {name} | {m['clips']} | {m['speakers_female']}/{m['speakers_male']} | "
-            f"{_pct(m['clip_balanced_accuracy'])} | {_pct(m['window_balanced_accuracy'])} | "
-            f"{_pct(m['uncertain_share'])} | {', '.join(m['wrong_speakers']) or 'none'} |"
+            f"{pct(m['clip_balanced_accuracy'])} | {pct(m['window_balanced_accuracy'])} | "
+            f"{pct(m['uncertain_share'])} | {', '.join(m['wrong_speakers']) or 'none'} |"
         )
     lines += [
         "",
@@ -197,8 +194,8 @@ def _markdown(r: dict[str, Any], s: ShipSettings) -> str:
     for name, by in r["sets"].items():
         c, w, u = by["clip_balanced_accuracy"], by["window_balanced_accuracy"], by["uncertain_share"]
         lines.append(
-            f"| {name} | {_pct(c['mean'])} ± {100 * c['sd']:.1f} [{_pct(c['min'])}, {_pct(c['max'])}] | "
-            f"{_pct(w['mean'])} ± {100 * w['sd']:.1f} | {_pct(u['mean'])} ± {100 * u['sd']:.1f} |"
+            f"| {name} | {pct(c['mean'])} ± {100 * c['sd']:.1f} [{pct(c['min'])}, {pct(c['max'])}] | "
+            f"{pct(w['mean'])} ± {100 * w['sd']:.1f} | {pct(u['mean'])} ± {100 * u['sd']:.1f} |"
         )
     lines += [
         "",
@@ -208,9 +205,9 @@ def _markdown(r: dict[str, Any], s: ShipSettings) -> str:
         "|---|---|---|---|" + "---|" * len(r["sets"]),
     ]
     for i, f in enumerate(r["folds"], 1):
-        sets = " | ".join(_pct(m["clip_balanced_accuracy"]) for m in f["sets"].values())
+        sets = " | ".join(pct(m["clip_balanced_accuracy"]) for m in f["sets"].values())
         lines.append(
             f"| {i} | {f['train_clips']} | {len(f['test_speakers'])} | "
-            f"{_pct(f['test']['clip_balanced_accuracy'])} | {sets} |"
+            f"{pct(f['test']['clip_balanced_accuracy'])} | {sets} |"
         )
     return "\n".join(lines) + "\n"

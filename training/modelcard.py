@@ -7,9 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.1f}%"
+from .report import pct
 
 
 def write_model_card(path: Path, results: dict[str, Any], meta: dict[str, Any], report: Path) -> Path:
@@ -18,17 +16,17 @@ def write_model_card(path: Path, results: dict[str, Any], meta: dict[str, Any], 
 
     def called(q: dict[str, Any], truth: str, label: str) -> str:
         row = q["int8"]["confusion"][truth]
-        return _pct(row[label] / max(sum(row.values()), 1))
+        return pct(row[label] / max(sum(row.values()), 1))
 
     rows = [
         f"| {name} | {q['int8']['speakers_female']}/{q['int8']['speakers_male']} | {q['int8']['clips']} | "
-        f"{_pct(q['int8']['clip_balanced_accuracy'])} | {_pct(q['float']['clip_balanced_accuracy'])} | "
-        f"{_pct(q['int8']['window_balanced_accuracy'])} | {_pct(q['int8']['uncertain_share'])} | "
+        f"{pct(q['int8']['clip_balanced_accuracy'])} | {pct(q['float']['clip_balanced_accuracy'])} | "
+        f"{pct(q['int8']['window_balanced_accuracy'])} | {pct(q['int8']['uncertain_share'])} | "
         f"{called(q, 'male', 'female')} / {called(q, 'female', 'male')} |"
         for name, q in results["sets"].items()
     ]
     base = results.get("baseline", {}).get("scores", {})
-    base_rows = [f"| {k} | {_pct(v)} |" for k, v in base.items()]
+    base_rows = [f"| {k} | {pct(v)} |" for k, v in base.items()]
     licences = ", ".join(f"{k} ({v})" for k, v in td["licences"].items())
     th = meta["thresholds"]
     aug = meta["settings"]["augment"]
@@ -117,16 +115,16 @@ def _crossval_section(report: Path, meta: dict[str, Any], card_dir: Path) -> str
     def line(name: str, m: dict[str, Any]) -> str:
         return (
             f"- {name}: {m['clips']} clips, {m['speakers_female']}/{m['speakers_male']} speakers F/M: clips "
-            f"{_pct(m['clip_balanced_accuracy'])}, 1 s windows {_pct(m['window_balanced_accuracy'])}, "
-            f"uncertain {_pct(m['uncertain_share'])}"
+            f"{pct(m['clip_balanced_accuracy'])}, 1 s windows {pct(m['window_balanced_accuracy'])}, "
+            f"uncertain {pct(m['uncertain_share'])}"
         )
 
     lines = [line("all held-out speakers" if name == "all" else name, m) for name, m in pooled.items()]
     for name, by in cv["sets"].items():
         c = by["clip_balanced_accuracy"]
         lines.append(
-            f"- {name}, scored by each fold's model: clips {_pct(c['mean'])} ± {100 * c['sd']:.1f} "
-            f"(range {_pct(c['min'])}-{_pct(c['max'])})"
+            f"- {name}, scored by each fold's model: clips {pct(c['mean'])} ± {100 * c['sd']:.1f} "
+            f"(range {pct(c['min'])}-{pct(c['max'])})"
         )
     rel = os.path.relpath(path.with_suffix(".md"), card_dir)
     return (

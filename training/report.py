@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _pct(v: float | None) -> str:
+def pct(v: float | None) -> str:
+    """A share as a percentage with one decimal; '–' when there is none."""
     return "–" if v is None else f"{100 * v:.1f}%"
 
 
@@ -90,9 +91,9 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
         f, q = by_model["float"], by_model["int8"]
         lines.append(
             f"| {set_name} | {q['speakers_female']}/{q['speakers_male']} | {q['clips']} | "
-            f"{_pct(f['window_balanced_accuracy'])} / {_pct(q['window_balanced_accuracy'])} | "
-            f"{_pct(f['clip_balanced_accuracy'])} / {_pct(q['clip_balanced_accuracy'])} | "
-            f"{_pct(q['uncertain_share'])} |"
+            f"{pct(f['window_balanced_accuracy'])} / {pct(q['window_balanced_accuracy'])} | "
+            f"{pct(f['clip_balanced_accuracy'])} / {pct(q['clip_balanced_accuracy'])} | "
+            f"{pct(q['uncertain_share'])} |"
         )
     lines += ["", "## Accuracy vs amount of speech (int8, balanced accuracy)", ""]
     durations = sorted({k for by in results["sets"].values() for k in by["int8"]["by_duration"]}, key=float)
@@ -100,7 +101,7 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
     lines.append("|---" * (len(durations) + 1) + "|")
     for set_name, by_model in results["sets"].items():
         bd = by_model["int8"]["by_duration"]
-        lines.append(f"| {set_name} | " + " | ".join(_pct(bd.get(d)) for d in durations) + " |")
+        lines.append(f"| {set_name} | " + " | ".join(pct(bd.get(d)) for d in durations) + " |")
     lines += ["", f"![accuracy vs speech]({plots[0]})", ""]
     for set_name, by_model in results["sets"].items():
         q = by_model["int8"]
@@ -115,13 +116,13 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
             f"| male | {c['male']['male']} | {c['male']['female']} | {c['male']['uncertain']} |",
             f"| female | {c['female']['male']} | {c['female']['female']} | {c['female']['uncertain']} |",
             "",
-            f"Accuracy of the clips that got a decision: {_pct(q['decided_accuracy'])}; "
+            f"Accuracy of the clips that got a decision: {pct(q['decided_accuracy'])}; "
             f"expected calibration error {q['ece']:.3f}.",
             "",
             "Speakers with errors (clip accuracy, worst first): "
             + (
                 ", ".join(
-                    f"{s} ({'F' if v['female'] else 'M'}) {_pct(v['accuracy'])} of {v['clips']}"
+                    f"{s} ({'F' if v['female'] else 'M'}) {pct(v['accuracy'])} of {v['clips']}"
                     for s, v in q["worst_speakers"]
                 )
                 or "none"
@@ -141,7 +142,7 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
             "|---|---|",
         ]
         for name, value in base["scores"].items():
-            lines.append(f"| {name} | {_pct(value)} |")
+            lines.append(f"| {name} | {pct(value)} |")
         if base.get("note"):
             lines += ["", base["note"]]
         lines.append("")
@@ -160,7 +161,7 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
         hist = train["history"]
         for i, acc in enumerate(hist.get("acc", [])):
             val = hist.get("val_acc", [])
-            lines.append(f"| {i + 1} | {_pct(acc)} | {_pct(val[i]) if i < len(val) else '–'} |")
+            lines.append(f"| {i + 1} | {pct(acc)} | {pct(val[i]) if i < len(val) else '–'} |")
         lines.append("")
     path = out_dir / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
