@@ -129,14 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                 train_specs, cv_tables = args.data, _tables(args.cv_tables)
                 eval_specs = {spec: spec for spec in args.eval or []}
             else:  # the shipped model's recipe
-                train_specs = [f"{kind}:{args.data_dir / rel}" for kind, rel, _ in ship.TRAIN_SOURCES]
-                eval_specs = (
-                    {spec: spec for spec in args.eval}
-                    if args.eval
-                    else {
-                        name: f"{kind}:{args.data_dir / rel}" for name, (kind, rel) in ship.EVAL_ONLY.items()
-                    }
-                )
+                sources, shipped_eval = ship.shipped_specs(args.data_dir)
+                train_specs = [spec for spec, _licence in sources]
+                eval_specs = {spec: spec for spec in args.eval} if args.eval else shipped_eval
                 cv_tables = ship.SHIP_CV_TABLES
             crossval.run(
                 train_specs,

@@ -22,7 +22,7 @@ from .features import extract_windows
 from .report import pct
 from .ship import ShipSettings, eval_clips, female_labels, jsonable, load_clips, read_clips, read_eval_sets
 from .splits import kfold_splits
-from .train import fit
+from .train import fit, keras_scorer
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,7 @@ def run(
         model, norm, _ = fit(
             windows.x[tr], y[tr], windows.x[va], y[va], s.train, s.cnn, verbose=0, steps=steps
         )
-
-        def scorer(x: np.ndarray, model=model, norm=norm) -> np.ndarray:
-            return model.predict(norm(x), verbose=0, batch_size=256).reshape(-1)
-
+        scorer = keras_scorer(model, norm)
         test_clips = eval_clips([kept[j] for j in test], [audio[j] for j in test])
         test_scores = score_clips(scorer, test_clips, cutter, durations=())
         held_out.append((test, test_scores))

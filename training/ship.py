@@ -28,7 +28,7 @@ from .features import WindowSettings, extract_windows
 from .modelcard import write_model_card
 from .report import write_report
 from .splits import SplitSettings, split_by_speaker
-from .train import Normaliser, TrainSettings, fit
+from .train import Normaliser, TrainSettings, fit, keras_scorer
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,16 @@ EVAL_ONLY = {
     "LibriSpeech test-clean (MP3, held out)": ("manifest", "more-speakers/librispeech_testclean_samples"),
     "EmoDB (German, acted; cross-corpus)": ("manifest", "emodb"),
 }
+
+
+def shipped_specs(data_dir: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The shipped model's training corpora as (``kind:path``, licence) and its evaluation-only sets
+    by name, under ``data_dir``."""
+    data_dir = Path(data_dir)
+    return (
+        [(f"{kind}:{data_dir / rel}", licence) for kind, rel, licence in TRAIN_SOURCES],
+        {name: f"{kind}:{data_dir / rel}" for name, (kind, rel) in EVAL_ONLY.items()},
+    )
 
 
 def read_clips(spec: str, cv_tables: tuple[str, ...]) -> list[Clip]:
@@ -120,8 +130,7 @@ def run(
     """The shipped model: fixed training corpora and evaluation sets under ``data_dir``."""
     data_dir = Path(data_dir)
     return train_and_report(
-        [(f"{kind}:{data_dir / rel}", licence) for kind, rel, licence in TRAIN_SOURCES],
-        {name: f"{kind}:{data_dir / rel}" for name, (kind, rel) in EVAL_ONLY.items()},
+        *shipped_specs(data_dir),
         out_model,
         report_dir,
         cache_dir,
@@ -234,9 +243,7 @@ def train_and_report(
     # Evaluation: float Keras and the int8 file through the device runtime, on the same windows.
     cutter = ClipWindows(Frontend(fs), ws.window_frames, s.infer_hop_frames)
 
-    def float_scorer(windows: np.ndarray) -> np.ndarray:
-        return model.predict(norm(windows), verbose=0, batch_size=256).reshape(-1)
-
+    float_scorer = keras_scorer(model, norm)
     eval_sets = {
         "held-out speakers (test split)": eval_clips(test_clips, test_audio),
         **read_eval_sets(eval_specs, cv_tables),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,3 +100,12 @@ def fit(
         verbose=verbose,
     )
     return model, norm, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def keras_scorer(model, norm: Normaliser) -> Callable[[np.ndarray], np.ndarray]:
+    """MFCC windows -> log-odds of female from a trained float model (an evaluation ``WindowScorer``)."""
+
+    def score(windows: np.ndarray) -> np.ndarray:
+        return model.predict(norm(windows), verbose=0, batch_size=256).reshape(-1)
+
+    return score
