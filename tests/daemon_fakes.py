@@ -34,7 +34,8 @@ class FakeModel:
         self.runtime = "fake"
 
     def logits(self, windows: np.ndarray) -> np.ndarray:
-        windows = np.asarray(windows, dtype=np.float32)
+        # float64, so that its output moves with its input only (see test_pipeline's chunking test).
+        windows = np.asarray(windows, dtype=np.float64)
         m = self.metadata
         assert windows.ndim == 3 and windows.shape[1:] == (m.window_frames, m.frontend.n_mfcc), windows.shape
         self.calls += len(windows)
