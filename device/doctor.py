@@ -59,11 +59,18 @@ def check_model(config: Config) -> Verdict:
         return Verdict(
             "model", False, f"{model_path(config)}: inference gives {value}; the model file is broken"
         )
+    unverified = getattr(model, "unverified", None)  # None: a stand-in model without a file
+    integrity = ""
+    if unverified:
+        missing = "/".join(unverified)
+        integrity = f"; unverified: its metadata has no {missing} (re-export the model to add them)"
+    elif unverified is not None:
+        integrity = "; size and sha256 match its metadata"
     return Verdict(
         "model",
         True,
         f"{model.path} loads ({model.runtime}), metadata matches the front end "
-        f"({meta.window_frames} frames x {meta.frontend.n_mfcc} MFCCs)",
+        f"({meta.window_frames} frames x {meta.frontend.n_mfcc} MFCCs){integrity}",
     )
 
 

@@ -1,13 +1,17 @@
 """Load the int8 TFLite model and its metadata; turn MFCC windows into log-odds of "female".
 
-The metadata JSON beside the model carries the front-end settings it was trained with; a model
-whose settings, front-end version or tensor shapes don't match is refused with one clear error.
+The metadata JSON beside the model carries the front-end settings it was trained with, the model
+file's size and sha256, and a sha256 of the settings that define the model's input. A model whose
+file or input settings changed after export, whose front-end version is unknown here, or whose
+input tensor does not fit its settings is refused with one clear error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +28,15 @@ METADATA_FORMAT = "voicegender-model"
 METADATA_VERSION = 1
 DEFAULT_MODEL = Path(str(resources.files("voicegender.models") / "voicegender.tflite"))
 """The shipped model: ``models/`` is installed as the package ``voicegender.models``."""
+INTEGRITY_KEYS = ("model_bytes", "model_sha256", "settings_sha256")
+"""Metadata keys that tie the JSON to its .tflite and to the input settings it was exported with."""
+INPUT_SETTINGS_KEYS = (
+    "frontend_version", "frontend", "window_frames", "feature_mean", "feature_std", "relative_c0", "output",
+)  # fmt: skip
+"""What the model's input means: ``settings_sha256`` covers these. Thresholds and hop_frames are
+operating choices (the config overrides them) and may be edited."""
+
+log = logging.getLogger("voicegender.model")
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,18 @@ class ModelMetadata:
             "output": "logit_female",
         }
 
+    @staticmethod
+    def check_format(data: dict[str, Any], source: str = "model metadata") -> None:
+        """Refuse a JSON object that is not voicegender model metadata of a version this code reads."""
+        if data.get("format") != METADATA_FORMAT or data.get("format_version") != METADATA_VERSION:
+            if "format" not in data or "format_version" not in data:
+                missing = "format" if "format" not in data else "format_version"
+                raise VoicegenderError(f"{source}: missing key '{missing}'")
+            raise VoicegenderError(
+                f"{source}: not {METADATA_FORMAT} version {METADATA_VERSION} metadata "
+                f"(format={data.get('format')!r}, format_version={data.get('format_version')!r})"
+            )
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "model metadata") -> ModelMetadata:
         def need(key: str) -> Any:
@@ -103,11 +128,7 @@ class ModelMetadata:
                 raise VoicegenderError(f"{source}: missing key '{key}'")
             return data[key]
 
-        if need("format") != METADATA_FORMAT or need("format_version") != METADATA_VERSION:
-            raise VoicegenderError(
-                f"{source}: not {METADATA_FORMAT} version {METADATA_VERSION} metadata "
-                f"(format={data.get('format')!r}, format_version={data.get('format_version')!r})"
-            )
+        cls.check_format(data, source)
         if need("frontend_version") != FRONTEND_VERSION:
             raise VoicegenderError(
                 f"{source}: model was made for front-end version {data['frontend_version']}, this device "
@@ -169,7 +190,63 @@ def metadata_path(model_path: Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def load_metadata(model_path: Path) -> ModelMetadata:
+def _canonical(value: Any) -> Any:
+    """JSON values with every number as a float, so 8000 and 8000.0 hash alike."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def settings_sha256(data: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of the metadata's input settings (``INPUT_SETTINGS_KEYS``)."""
+    subset = {k: _canonical(data[k]) for k in INPUT_SETTINGS_KEYS if k in data}
+    text = json.dumps(subset, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def seal(data: dict[str, Any], tflite: bytes) -> dict[str, Any]:
+    """``data`` (metadata as a dict) plus the size and sha256 of ``tflite`` and its settings' sha256."""
+    return {
+        **data,
+        "model_bytes": len(tflite),
+        "model_sha256": hashlib.sha256(tflite).hexdigest(),
+        "settings_sha256": settings_sha256(data),
+    }
+
+
+def verify_integrity(data: dict[str, Any], tflite: bytes, model_path: Path) -> list[str]:
+    """Refuse a .tflite or input settings that differ from what was exported; return the missing keys.
+
+    Metadata from an older export has none of ``INTEGRITY_KEYS``. Such a model is loaded with a
+    warning rather than refused: a device that worked must keep working after a software update
+    (refusing would stop the service until the model is retrained and re-exported), and the
+    tensor-shape and front-end version checks still apply to it.
+    """
+    path = metadata_path(model_path)
+    changed = "the .tflite or the .json was changed after export, or they belong to different models"
+
+    def mismatch(what: str) -> VoicegenderError:
+        return VoicegenderError(
+            f"model {model_path}: does not match its metadata {path.name} ({what}); {changed}"
+        )
+
+    missing = [k for k in INTEGRITY_KEYS if k not in data]
+    if "model_bytes" in data and data["model_bytes"] != len(tflite):
+        raise mismatch(f"{len(tflite)} bytes, the metadata says {data['model_bytes']!r:.40}")
+    if "model_sha256" in data:
+        digest = hashlib.sha256(tflite).hexdigest()
+        if data["model_sha256"] != digest:
+            raise mismatch(f"sha256 {digest[:16]}..., the metadata says {str(data['model_sha256'])[:16]}...")
+    if "settings_sha256" in data and data["settings_sha256"] != settings_sha256(data):
+        raise mismatch("settings_sha256: its front-end, window or normalisation settings were edited")
+    return missing
+
+
+def _read_metadata(model_path: Path) -> tuple[dict[str, Any], str]:
     path = metadata_path(model_path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -179,7 +256,7 @@ def load_metadata(model_path: Path) -> ModelMetadata:
         raise VoicegenderError(f"model metadata {path}: unreadable ({exc})") from None
     if not isinstance(data, dict):
         raise VoicegenderError(f"model metadata {path}: expected a JSON object")
-    return ModelMetadata.from_dict(data, source=f"model metadata {path}")
+    return data, f"model metadata {path}"
 
 
 def interpreter_class() -> tuple[type, str]:
@@ -211,13 +288,19 @@ class Model:
 
     def __init__(self, path: Path | str, num_threads: int = 1) -> None:
         self.path = Path(path)
-        self.metadata = load_metadata(self.path)
+        # Checks in the order that gives the most useful message: the file named, then its
+        # metadata, then whether the two belong together, then whether they fit this device.
         try:
             content = self.path.read_bytes()
         except FileNotFoundError:
             raise VoicegenderError(f"model {self.path}: file not found") from None
         except OSError as exc:
             raise VoicegenderError(f"model {self.path}: unreadable ({exc.strerror or exc})") from None
+        data, source = _read_metadata(self.path)
+        ModelMetadata.check_format(data, source)
+        # Integrity keys missing from the metadata (an older export): then nothing ties the two files.
+        self.unverified = tuple(verify_integrity(data, content, self.path))
+        self.metadata = ModelMetadata.from_dict(data, source=source)
         cls, self.runtime = interpreter_class()
         try:
             self._interp = cls(model_content=content, num_threads=num_threads)
@@ -231,16 +314,26 @@ class Model:
             raise VoicegenderError(f"model {self.path}: expected one input and one output tensor")
         self._in, self._out = inp[0], out[0]
         m = self.metadata
-        expected = (1, m.window_frames, m.frontend.n_mfcc, 1)
-        if tuple(self._in["shape"]) != expected:
+        shape = tuple(int(v) for v in self._in["shape"])
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 1:
+            raise VoicegenderError(f"model {self.path}: input shape {shape} is not (1, frames, features, 1)")
+        if shape[1:3] != (m.window_frames, m.frontend.n_mfcc):
             raise VoicegenderError(
-                f"model {self.path}: input shape {tuple(self._in['shape'])} does not match its metadata "
-                f"{expected} (window_frames, n_mfcc)"
+                f"model {self.path}: input shape {shape} does not match its metadata: "
+                f"{shape[1]} frames x {shape[2]} features, the metadata says window_frames="
+                f"{m.window_frames}, n_mfcc={m.frontend.n_mfcc}"
             )
         if int(np.prod(self._out["shape"])) != 1:
             raise VoicegenderError(f"model {self.path}: expected a single output value per window")
         self._in_scale, self._in_zero = self._quant(self._in)
         self._out_scale, self._out_zero = self._quant(self._out)
+        if self.unverified:
+            log.warning(
+                "model %s: unverified: its metadata has no %s (exported by an older voicegender-train); "
+                "re-export the model to add them",
+                self.path,
+                "/".join(self.unverified),
+            )
 
     @staticmethod
     def _quant(detail: dict[str, Any]) -> tuple[float, int]:

@@ -198,7 +198,7 @@ def test_origin_offsets_timestamps(clips) -> None:
 @pytest.fixture(scope="module")
 def shipped_model():
     if not SHIPPED_MODEL.exists():
-        pytest.skip("models/voicegender.tflite not trained yet")
+        pytest.fail(f"shipped model {SHIPPED_MODEL} is missing (restore models/ from git)")
     from voicegender.model import load_model
 
     return load_model(SHIPPED_MODEL)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from voicegender.frontend import FrontendSettings
-from voicegender.model import ModelMetadata, Thresholds, metadata_path
+from voicegender.model import ModelMetadata, Thresholds, metadata_path, seal
 
 from .train import Normaliser
 
@@ -49,7 +49,11 @@ def write_model(
     thresholds: Thresholds,
     info: dict[str, Any],
 ) -> ModelMetadata:
-    """Write ``path`` (.tflite) and its metadata JSON beside it; return the metadata."""
+    """Write ``path`` (.tflite) and its metadata JSON beside it; return the metadata.
+
+    The JSON records the .tflite's size and sha256 and a sha256 of the input settings
+    (``voicegender.model.seal``), so the device refuses a model file or settings changed since.
+    """
     import keras
     import tensorflow as tf
 
@@ -63,7 +67,6 @@ def write_model(
         thresholds=thresholds,
         extra={
             "labels": ["male", "female"],
-            "model_bytes": len(tflite),
             "versions": {
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,
@@ -76,5 +79,6 @@ def write_model(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(tflite)
-    metadata_path(path).write_text(json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n")
-    return meta
+    sealed = seal(meta.to_dict(), tflite)
+    metadata_path(path).write_text(json.dumps(sealed, indent=2, sort_keys=True) + "\n")
+    return ModelMetadata.from_dict(sealed)
