@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import shutil
 import subprocess
 import sys
 import types
@@ -155,9 +157,73 @@ def test_logfmt_quotes_what_needs_it():
     assert logfmt("x", {"a": 1, "b": True, "c": "two words", "d": ""}) == 'x a=1 b=true c="two words" d=""'
 
 
-def test_real_journal_send_does_not_raise():
-    journal = pytest.importorskip("systemd.journal")
-    journal.send("voicegender test message", PRIORITY="7", VOICEGENDER_LABEL="male")
+# Runs in a private mount namespace with a tmpfs on /run, where it plays journald: it binds the
+# journal's socket and prints what systemd-python's real send() and JournalHandler deliver there.
+_JOURNAL_CLIENT = """
+import json, logging, os, socket, sys
+os.makedirs("/run/systemd/journal")
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind("/run/systemd/journal/socket")
+sock.settimeout(10)
+from voicegender.events import Decision
+from voicegender.journal import JournalOutput, setup_logging
+out = JournalOutput(use_journal=True)
+assert out.to_journal
+out.on_decision(Decision(label="female", p_female=0.91234, speech_seconds=1.5, start=3.0, end=4.5, windows=5))
+setup_logging("info", use_journal=True)
+logging.getLogger("voicegender.x").warning("two\\nlines")
+print(json.dumps([sock.recv(1 << 16).decode("latin-1") for _ in range(2)]))
+"""
+
+
+def _journal_fields(datagram: bytes) -> dict[str, bytes]:
+    """Fields of one native-protocol journal datagram: ``KEY=value\\n`` or ``KEY\\n<u64 length>value\\n``."""
+    fields, i = {}, 0
+    while i < len(datagram):
+        end = datagram.index(b"\n", i)
+        line = datagram[i:end]
+        if b"=" in line:
+            key, value = line.split(b"=", 1)
+            i = end + 1
+        else:
+            key, size = line, int.from_bytes(datagram[end + 1 : end + 9], "little")
+            value = datagram[end + 9 : end + 9 + size]
+            i = end + 9 + size + 1
+        fields[key.decode()] = value
+    return fields
+
+
+def test_real_journal_receives_decision_fields_and_log_records():
+    pytest.importorskip("systemd.journal")
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare not found (apt-get install util-linux)")
+    namespace = [unshare, "--user", "--map-root-user", "--mount", "--propagation", "private"]
+    probe = subprocess.run([*namespace, "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace for a stand-in journald: {probe.stderr.strip()}")
+    script = 'mount -t tmpfs tmpfs /run && exec "$0" -c "$1"'
+    r = subprocess.run(
+        [*namespace, "sh", "-c", script, sys.executable, _JOURNAL_CLIENT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    decision, record = (_journal_fields(d.encode("latin-1")) for d in json.loads(r.stdout))
+    assert decision["MESSAGE"].startswith(b"decision label=female p_female=0.9123 ")
+    expected = {
+        "PRIORITY": b"6",
+        "SYSLOG_IDENTIFIER": b"voicegender",
+        "VOICEGENDER_LABEL": b"female",
+        "VOICEGENDER_P_FEMALE": b"0.9123",
+        "VOICEGENDER_SPEECH_SECONDS": b"1.500",
+        "VOICEGENDER_WINDOWS": b"5",
+        "VOICEGENDER_FINAL": b"1",
+    }
+    assert {k: decision.get(k) for k in expected} == expected
+    assert record["MESSAGE"] == b"two\nlines" and record["PRIORITY"] == b"4"
+    assert record["SYSLOG_IDENTIFIER"] == b"voicegender" and record["LOGGER"] == b"voicegender.x"
 
 
 def test_import_does_not_import_systemd():
