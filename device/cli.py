@@ -29,12 +29,12 @@ def _error(message: object) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from .config import Config, load_config, with_overrides
+    from .config import load_config, with_overrides
     from .pipeline import classify_audio
     from .runner import open_model
     from .wavio import read_wav
 
-    config = load_config(args.config) if args.config else Config()
+    config = load_config(args.config)  # the daemon's config: same [vad], [decision], [model]
     config = with_overrides(config, {"model": {"path": args.model} if args.model else {}})
     model = open_model(config)
     failed = 0
@@ -54,8 +54,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
             )
             print(json.dumps({**record, "windows": d.windows}), flush=True)
         else:
-            shown = "-" if p is None else f"{p:.2f}"
-            print(f"{path}: {d.label} (p_female {shown}, {d.speech_seconds:.1f} s of speech)", flush=True)
+            if p is None and d.label == "uncertain":
+                how = f"too little speech to decide: {d.speech_seconds:.1f} s"
+            else:
+                how = f"p_female {'-' if p is None else f'{p:.2f}'}, {d.speech_seconds:.1f} s of speech"
+            print(f"{path}: {d.label} ({how})", flush=True)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -209,7 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--model", help="TFLite model file (default: the shipped model)")
-    p.add_argument("--config", type=Path, help="take [vad], [decision] and [model] from this config file")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="take [vad], [decision] and [model] from this config file "
+        "(default /etc/voicegender/config.toml if present, as the daemon)",
+    )
 
     p = sub.add_parser(
         "run",

@@ -5,11 +5,17 @@ segments into one utterance. Its p(female) is the sigmoid of the mean log-odds o
 windows that are mostly speech. While the person speaks, a provisional decision follows each new
 window once ``min_speech_seconds`` of speech are in; its label only changes when p(female) moves
 ``hysteresis`` past a threshold, so the LEDs do not flicker. The final decision, when the utterance
-ends, uses the thresholds as they are, so it depends on p(female) alone (as ``classify`` does).
+ends, uses the thresholds as they are, so it depends on p(female) alone.
+
+Each utterance gets exactly one final decision. Speech that resumes within
+``continue_within_seconds`` of the end continues the utterance, so its final decision waits until
+that time has passed in silence (or the input ends); at the end of speech a provisional decision
+with the final's label comes at once (if provisional decisions are on), so the LEDs need not wait.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,9 +49,9 @@ class DecisionSettings:
     end_of_utterance_seconds: float = 0.2
     """Non-speech that ends an utterance; shorter pauses join speech segments into one utterance."""
     continue_within_seconds: float = 0.8
-    """Speech resuming this soon after an utterance ended continues it: the evidence is pooled and
-    a new final decision follows (phrase pauses would otherwise split one voice into short,
-    less reliable decisions); 0 = never."""
+    """Speech resuming this soon after an utterance ended continues it and the evidence is pooled
+    (phrase pauses would otherwise split one voice into short, less reliable decisions); the final
+    decision comes this long after the speech ends; 0 = never (final at once)."""
     max_utterance_seconds: float = 15.0
     """An utterance longer than this is decided and a new one begins (e.g. two people talking on)."""
 
@@ -144,6 +150,12 @@ class UtteranceDecider:
         """Index of the next frame to be labelled."""
         self._carry: tuple | None = None  # the last utterance's evidence, while it may still continue
         self._carry_until = -1
+        # Its final decision and summed log-odds, due when it can no longer continue.
+        self._pending: tuple[Decision, float] | None = None
+        self.decided_logits = 0.0
+        """Sum of the log-odds behind every final decision so far (``classify`` pools them)."""
+        self.decided_windows = 0
+        """Model windows behind every final decision so far."""
         self._reset_utterance()
 
     def configure(self, settings: DecisionSettings, thresholds: Thresholds) -> None:
@@ -172,13 +184,14 @@ class UtteranceDecider:
         for speech in np.asarray(labels, dtype=bool).tolist():
             f = self.frame
             self._recent[f % wf] = speech
+            if self._carry is not None and f > self._carry_until:
+                events.extend(self._settle())
             if speech:
                 if not self.in_utterance:
                     self.in_utterance = True
                     self._start = f
-                    if self._carry is not None and f <= self._carry_until:
+                    if self._carry is not None:
                         self._resume()
-                    self._carry = None
                     events.append(State.SPEECH)
                 self._last_speech = f
                 self._speech_frames += 1
@@ -203,19 +216,32 @@ class UtteranceDecider:
         return events
 
     def flush(self) -> list[Event]:
-        """End of input: decide the utterance in progress."""
-        return self._finish() if self.in_utterance else []
+        """End of input: decide the utterance in progress (or the one that might have continued)."""
+        return self._finish() if self.in_utterance else self._settle()
 
     def abandon(self) -> list[Event]:
-        """Input lost mid-utterance: drop the utterance without a decision."""
-        events: list[Event] = [State.LISTENING] if self.in_utterance else []
-        self._carry = None
+        """Input lost: drop an utterance in progress without a decision; one that had ended is
+        decided."""
+        events: list[Event] = [State.LISTENING] if self.in_utterance else self._settle()
+        self._carry = self._pending = None
         self._reset_utterance()
         return events
 
     def _resume(self) -> None:
         """Continue the utterance that ended moments ago: its evidence and start carry over."""
         (self._start, self._speech_frames, self._sum_logits, self._windows, self._shown) = self._carry
+        self._carry = self._pending = None
+
+    def _settle(self) -> list[Event]:
+        """The last utterance can no longer continue: its final decision, if it had one due."""
+        pending, self._carry, self._pending = self._pending, None, None
+        return [self._count(*pending)] if pending is not None else []
+
+    def _count(self, decision: Decision, sum_logits: float) -> Decision:
+        """Book a final decision's evidence (``decided_*``) and return it."""
+        self.decided_logits += sum_logits
+        self.decided_windows += decision.windows
+        return decision
 
     def _enough(self) -> bool:
         return (
@@ -233,17 +259,26 @@ class UtteranceDecider:
 
     def _finish(self, end: int | None = None, may_continue: bool = False) -> list[Event]:
         events: list[Event] = []
+        may_continue = may_continue and self.settings.continue_within_seconds > 0
+        final = None
         if self._enough():
             p = self._p_female()
             last = self._last_speech if end is None else end
-            events.append(self._decision(self.thresholds.label(p), p, self.clock.end(last), final=True))
+            final = self._decision(self.thresholds.label(p), p, self.clock.end(last), final=True)
+            # If it may continue, the LEDs get the label now and the outputs the final decision later.
+            if may_continue:
+                if self.settings.provisional:
+                    events.append(dataclasses.replace(final, final=False))
+            else:
+                events.append(self._count(final, self._sum_logits))
         events.append(State.LISTENING)
-        if may_continue and self.settings.continue_within_seconds > 0:
+        if may_continue:
             # Kept even when too short to decide: with what follows it may be enough.
             self._carry = (self._start, self._speech_frames, self._sum_logits, self._windows, self._shown)
             self._carry_until = self._last_speech + round(
                 self.settings.continue_within_seconds / self.clock.hop_seconds
             )
+            self._pending = None if final is None else (final, self._sum_logits)
         self._reset_utterance()
         return events
 

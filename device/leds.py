@@ -136,6 +136,7 @@ class Leds:
         self._generation = 0  # bumps on every display change, so a stale hold timer does nothing
         self._state: State | None = None
         self._showing = False  # male/female LEDs show a decision
+        self._shown: tuple[str, float] | None = None  # (label, brightness) they show
         self._pair: Any = None
         self._status: Any = None
         self._factory: Any = None
@@ -210,18 +211,28 @@ class Leds:
         if self._pair is None:
             return
         with self._lock:
-            self._clear_decision()
-            if decision.label in ("male", "female"):
-                led = self._pair.male if decision.label == "male" else self._pair.female
-                if self.settings.pwm:
-                    led.value = brightness(decision, self.thresholds, self.settings.pwm_min_brightness)
-                else:
-                    led.on()
-            elif decision.label == "uncertain":
-                self._pair.blink(*SLOW_BLINK)
-            self._showing = decision.label in ("male", "female", "uncertain")
+            shown = (decision.label, self._level(decision))
+            if self._showing and shown == self._shown:
+                # The same display again (e.g. the final after the provisional decision at the end of
+                # speech): keep the LEDs as they are, so they do not flicker; only the hold restarts.
+                self._cancel_hold()
+            else:
+                self._clear_decision()
+                if decision.label in ("male", "female"):
+                    led = self._pair.male if decision.label == "male" else self._pair.female
+                    led.value = shown[1]
+                elif decision.label == "uncertain":
+                    self._pair.blink(*SLOW_BLINK)
+                self._showing = decision.label in ("male", "female", "uncertain")
+                self._shown = shown
             if self._showing and decision.final:
                 self._start_hold()
+
+    def _level(self, decision: Decision) -> float:
+        """Brightness of the decision's LED: full, or with PWM scaled by the decision's confidence."""
+        if self.settings.pwm and decision.label in ("male", "female"):
+            return brightness(decision, self.thresholds, self.settings.pwm_min_brightness)
+        return 1.0
 
     def _start_hold(self) -> None:
         """Clear the shown decision after the hold time (caller holds the lock)."""
@@ -237,13 +248,17 @@ class Leds:
             if generation == self._generation and self._pair is not None:
                 self._clear_decision()
 
-    def _clear_decision(self) -> None:
-        """Male and female off, any hold timer cancelled (caller holds the lock)."""
+    def _cancel_hold(self) -> None:
+        """Cancel any hold timer (caller holds the lock)."""
         self._generation += 1
-        self._showing = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _clear_decision(self) -> None:
+        """Male and female off, any hold timer cancelled (caller holds the lock)."""
+        self._cancel_hold()
+        self._showing = False
         self._pair.off()  # stops a board blink (joining its thread), then turns each LED off
 
     def close(self) -> None:

@@ -4,17 +4,20 @@
 front end's last window, the VAD's context and the MFCC frames of one model window plus the VAD's
 label delay), so memory stays bounded however long it runs. Timestamps are seconds from the start
 of the input, counted in samples, so a file run can be checked against the file's timeline.
-``classify_audio`` runs the same stages over a whole recording and gives one decision.
+``classify_audio`` runs the same stages over a whole recording and pools them into one decision.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import numpy as np
 
 from .decision import DecisionSettings, Event, FrameClock, UtteranceDecider, no_speech
 from .events import Decision
 from .frontend import StreamingFrontend
-from .model import Thresholds
+from .model import Thresholds, sigmoid
 from .resample import StreamingResampler
 from .vad import VadSettings, VoiceActivityDetector
 
@@ -120,19 +123,6 @@ class StreamProcessor:
         return float(self.model.logits(frames[None])[0])  # type: ignore[attr-defined]
 
 
-def whole_recording(settings: DecisionSettings) -> DecisionSettings:
-    """Decision settings that treat a whole recording as one utterance (for ``classify``)."""
-    return DecisionSettings(
-        male_below=settings.male_below,
-        female_above=settings.female_above,
-        min_speech_seconds=settings.min_speech_seconds,
-        min_window_speech=settings.min_window_speech,
-        provisional=False,
-        end_of_utterance_seconds=1e9,
-        max_utterance_seconds=1e9,
-    )
-
-
 def classify_audio(
     audio: np.ndarray,
     sample_rate: int,
@@ -140,15 +130,34 @@ def classify_audio(
     vad: VadSettings | None = None,
     decision: DecisionSettings | None = None,
 ) -> Decision:
-    """One decision for a whole recording: mean log-odds over all its speech windows, or no_speech."""
-    settings = whole_recording(decision or DecisionSettings())
+    """One decision for a whole recording, from exactly the windows the daemon scores for it.
+
+    The recording runs through the daemon's stages with the same settings; the log-odds behind all
+    its final decisions are pooled (so a recording of one utterance gets the daemon's decision,
+    and one of several gets their windows' mean). Labels: male / female / uncertain from the pooled
+    p_female; "uncertain" with no p_female when there is speech but too little to decide (no
+    utterance reached ``min_speech_seconds`` with a window mostly speech); "no_speech" when the VAD
+    heard no speech at all.
+    """
+    settings = dataclasses.replace(decision or DecisionSettings(), provisional=False)
     proc = StreamProcessor(model, vad or VadSettings(), settings, sample_rate)
     events: list[Event] = []
     block = 10 * sample_rate  # bounded working memory: the VAD's arrays grow with the block length
     for start in range(0, len(audio), block):
         events += proc.push(audio[start : start + block])
     events += proc.flush()
-    decisions = [e for e in events if isinstance(e, Decision)]
-    if decisions:
-        return decisions[-1]
-    return no_speech(proc.speech_seconds)
+    finals = [e for e in events if isinstance(e, Decision) and e.final]
+    decider = proc.decider
+    if not finals:
+        if proc.speech_frames == 0:
+            return no_speech()
+        return Decision("uncertain", math.nan, proc.speech_seconds, 0.0, 0.0, 0, final=True)
+    p = float(sigmoid(decider.decided_logits / decider.decided_windows))
+    return Decision(
+        label=decider.thresholds.label(p),
+        p_female=p,
+        speech_seconds=sum(d.speech_seconds for d in finals),
+        start=finals[0].start,
+        end=finals[-1].end,
+        windows=decider.decided_windows,
+    )

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from daemon_fakes import FakeModel
 
+import voicegender.config
 import voicegender.runner
 from voicegender import __version__
 from voicegender.cli import main
@@ -336,3 +337,26 @@ def test_doctor_gpio_checks(tmp_path, monkeypatch) -> None:
     assert check_gpio(with_overrides(config, {"leds": {"enabled": False}}), chips=lambda: []).ok
     log = with_overrides(config, {"decision_log": {"path": str(tmp_path / "new" / "dir" / "d.jsonl")}})
     assert check_permissions(log).ok  # a missing directory is fine when its parent is writable
+
+
+# -- classify and run agree ------------------------------------------------------------------------------
+
+
+def test_classify_reads_the_daemons_default_config(tmp_path, fixtures_dir, fake_model, capsys, monkeypatch):
+    config = tmp_path / "config.toml"
+    config.write_text("[decision]\nfemale_above = 0.999\n")  # the female fixture is then "uncertain"
+    monkeypatch.setattr(voicegender.config, "DEFAULT_CONFIG_PATH", config)
+    assert main(["classify", "--json", str(fixtures_dir / "female_3575.wav")]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == "uncertain"
+
+
+def test_classify_and_run_use_the_same_windows(fixtures_dir, fake_model, capsys) -> None:
+    for name in ("male_1320.wav", "female_3575.wav"):
+        wav = str(fixtures_dir / name)
+        assert main(["classify", "--json", wav]) == 0
+        classified = json.loads(capsys.readouterr().out)
+        args = ["run", "--input", wav, "--fast", "--gpio", "off", "--decision-log", "off", "--json"]
+        assert main(args) == 0
+        (ran,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        for key in ("label", "p_female", "windows", "speech_seconds", "start", "end"):
+            assert classified[key] == ran[key], key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -63,24 +64,54 @@ def test_one_utterance_provisional_then_final() -> None:
     # every 25 frames up to the last that ends before the utterance does (201-298); the model ran
     # for those alone.
     assert final.windows == len(calls) == 7 and calls == [51, 76, 101, 126, 151, 176, 201]
-    # Each provisional decision adds one window; the first needs min_speech_seconds of speech.
-    assert [d.windows for d in ds[:-1]] == list(range(1, 8))
+    # Each provisional decision adds one window; the first needs min_speech_seconds of speech. When
+    # the speech ends (end_of_utterance_seconds after it), one more provisional decision has the
+    # final's label and p_female at once; the final one follows when the utterance can no longer
+    # continue (continue_within_seconds after the speech ended).
+    assert [d.windows for d in ds[:-1]] == [*range(1, 8), 7]
     assert ds[0].speech_seconds >= 0.5
-    # The final decision comes end_of_utterance_seconds after the speech ends.
-    frame_of_final = next(f for f, e in events if isinstance(e, Decision) and e.final)
-    assert frame_of_final == pytest.approx(300 + 20, abs=10)
+    assert ds[-2] == dataclasses.replace(final, final=False)
+    frame_of = {d.final: f for f, d in events if isinstance(d, Decision) and d.windows == 7}
+    assert frame_of[False] == pytest.approx(300 + 20, abs=10)
+    assert frame_of[True] == pytest.approx(300 + 80, abs=10)
+
+
+def test_one_final_decision_per_utterance_also_without_continuation() -> None:
+    for settings in (DecisionSettings(continue_within_seconds=0), DecisionSettings(provisional=False)):
+        events, _ = run(speech((1.0, 3.0), (3.5, 4.5), total=6.0), lambda w: logit(0.9), settings)
+        finals = [d for d in decisions(events) if d.final]
+        assert len(finals) == (2 if settings.continue_within_seconds == 0 else 1)
+        if not settings.provisional:
+            assert all(d.final for d in decisions(events))
+    # With continuation off, the final decision comes as soon as the speech has ended.
+    events, _ = run(
+        speech((1.0, 3.0), total=5.0), lambda w: logit(0.9), DecisionSettings(continue_within_seconds=0)
+    )
+    assert next(f for f, e in events if isinstance(e, Decision) and e.final) == pytest.approx(320, abs=10)
+
+
+def test_input_ending_or_lost_right_after_speech_still_decides() -> None:
+    events, _ = run(speech((1.0, 3.0), total=3.3), lambda w: logit(0.1))  # flush() before it is due
+    assert [d.label for d in decisions(events) if d.final] == ["male"]
+    decider = UtteranceDecider(DecisionSettings(), TH, CLOCK, lambda w: logit(0.1))
+    events = decider.push(speech((1.0, 3.0), total=3.3))
+    assert not any(isinstance(e, Decision) and e.final for e in events)
+    assert [d.label for d in decider.abandon() if isinstance(d, Decision) and d.final] == ["male"]
+    assert decider.flush() == []  # decided once only
 
 
 def test_short_pause_joins_long_pause_splits() -> None:
     joined, _ = run(speech((1.0, 2.0), (2.15, 3.0), total=5.0), lambda w: logit(0.2))
     assert [d.label for d in decisions(joined) if d.final] == ["male"]
-    # A longer pause gives a final decision at once, but speech resuming within
-    # continue_within_seconds (0.8 s) continues the utterance: the second decision pools both parts.
+    # After a longer pause the LEDs get the label at once (a provisional decision), but speech
+    # resuming within continue_within_seconds (0.8 s) continues the utterance: its one final
+    # decision pools both parts.
     resumed, _ = run(speech((1.0, 2.0), (2.5, 3.5), total=5.0), lambda w: logit(0.2))
     finals = [d for d in decisions(resumed) if d.final]
-    assert [d.start for d in finals] == pytest.approx([1.0, 1.0])
-    assert [d.speech_seconds for d in finals] == pytest.approx([1.0, 2.0])
-    assert finals[1].windows > finals[0].windows
+    assert [d.start for d in finals] == pytest.approx([1.0])
+    assert [d.speech_seconds for d in finals] == pytest.approx([2.0])
+    at_first_end = [d for d in decisions(resumed) if not d.final and d.speech_seconds == pytest.approx(1.0)]
+    assert at_first_end and finals[0].windows > at_first_end[-1].windows
     split, _ = run(speech((1.0, 2.0), (3.5, 4.5), total=6.0), lambda w: logit(0.2))
     finals = [d for d in decisions(split) if d.final]
     assert [d.start for d in finals] == pytest.approx([1.0, 3.5])
@@ -88,13 +119,15 @@ def test_short_pause_joins_long_pause_splits() -> None:
 
 
 def test_continuation_pools_the_evidence_of_both_parts() -> None:
-    # First part says female weakly, second strongly male: the pooled second decision is the mean.
+    # First part says female weakly, second strongly male: the one final decision is the mean.
     scores = {True: logit(0.6), False: logit(0.05)}
-    events, _ = run(speech((1.0, 2.5), (3.0, 4.5), total=6.0), lambda start: scores[start * 0.01 < 2.5])
+    events, calls = run(speech((1.0, 2.5), (3.0, 4.5), total=6.0), lambda start: scores[start * 0.01 < 2.5])
     finals = [d for d in decisions(events) if d.final]
-    assert len(finals) == 2
-    assert finals[0].label == "uncertain"
-    assert finals[1].p_female < finals[0].p_female and finals[1].start == pytest.approx(1.0)
+    assert len(finals) == 1 and finals[0].start == pytest.approx(1.0)
+    first_part = [d for d in decisions(events) if d.speech_seconds == pytest.approx(1.5)][-1]
+    assert first_part.label == "uncertain" and not first_part.final
+    mean = np.mean([scores[c * 0.01 < 2.5] for c in calls])
+    assert finals[0].windows == len(calls) and finals[0].p_female == pytest.approx(1 / (1 + math.exp(-mean)))
 
 
 def test_too_little_speech_gives_no_decision() -> None:

@@ -4,6 +4,7 @@ and end to end with the shipped model once it exists."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from daemon_fakes import FakeModel
 from voicegender.decision import DecisionSettings
 from voicegender.events import Decision, State
 from voicegender.frontend import Frontend
-from voicegender.model import sigmoid, sliding_windows
+from voicegender.model import sigmoid
 from voicegender.pipeline import StreamProcessor, classify_audio
 from voicegender.resample import resample
 from voicegender.vad import VadSettings, detect_speech
@@ -75,8 +76,14 @@ def test_decisions_follow_the_timeline(clips) -> None:
         # VAD's hangover and the last frame's length may reach 0.15 s past its end) ...
         assert a <= d.start <= a + 0.4 and b - 0.6 <= d.end <= b + 0.15
         assert 3.5 <= d.speech_seconds <= 5.0
-        # ... and the final decision comes out at most 0.5 s (+ one 0.1 s chunk) after its end.
-        assert d.end < pos <= d.end + 0.6
+        # ... its label shows at most 0.5 s (+ one 0.1 s chunk) after its end, in a provisional
+        # decision equal to the final one, which follows once the utterance can no longer continue
+        # (continue_within_seconds, 0.8 s after the speech, + the VAD's lookahead + one chunk).
+        closing = [
+            (p, e) for p, e in events if isinstance(e, Decision) and e == dataclasses.replace(d, final=False)
+        ]
+        assert len(closing) == 1 and d.end < closing[0][0] <= d.end + 0.6
+        assert d.end + 0.8 <= pos <= d.end + 1.0
     # Speech/listening states alternate and bracket each utterance; nothing fires on noise or tone.
     states = [e for _, e in events if isinstance(e, State)]
     assert states == [State.SPEECH, State.LISTENING] * 2
@@ -119,25 +126,33 @@ def test_chunking_does_not_change_results(clips, chunk: int) -> None:
             assert g == r
 
 
-def test_classify_equals_an_independent_batch_computation(clips) -> None:
-    """p_female = sigmoid(mean log-odds over all windows mostly speech), from batch features."""
-    model = FakeModel()
+def test_classify_pools_exactly_the_daemons_decisions(clips) -> None:
+    """classify = the daemon's final decisions for the same audio, their log-odds pooled."""
     for name in ("male_1320", "female_3575", "demo_male_then_female"):
         audio = clips[name]
-        mfcc = Frontend().mfcc(audio)
-        labels = detect_speech(audio)
-        assert labels.size == len(mfcc)
-        windows = sliding_windows(mfcc, 98, 25)
-        coverage = sliding_windows(labels[:, None].astype(np.float32), 98, 25)[:, :, 0].mean(axis=1)
-        chosen = windows[coverage >= DecisionSettings().min_window_speech]
-        expected = float(sigmoid(model.logits(chosen).mean()))
-        d = classify_audio(audio, SR, model)
-        assert d.final and d.windows == len(chosen)
-        assert d.p_female == pytest.approx(expected, rel=1e-5)
-        assert d.speech_seconds == pytest.approx(labels.sum() * 0.01)
-        assert d.start == pytest.approx(np.argmax(labels) * 0.01)
-    assert classify_audio(clips["male_1320"], SR, model).label == "male"
-    assert classify_audio(clips["female_3575"], SR, model).label == "female"
+        events = stream(StreamProcessor(FakeModel(), VadSettings(), DecisionSettings(), SR), audio, 1600)
+        finals = [e for _, e in events if isinstance(e, Decision) and e.final]
+        d = classify_audio(audio, SR, FakeModel())
+        assert d.final and d.windows == sum(f.windows for f in finals)
+        pooled = sum(f.windows * math.log(f.p_female / (1 - f.p_female)) for f in finals) / d.windows
+        assert d.p_female == pytest.approx(float(sigmoid(pooled)), rel=1e-6)
+        assert d.speech_seconds == pytest.approx(sum(f.speech_seconds for f in finals))
+        assert (d.start, d.end) == (finals[0].start, finals[-1].end)
+        if len(finals) == 1:  # one utterance: the very decision the daemon makes
+            assert d == dataclasses.replace(finals[0], p_female=d.p_female)
+    assert len(finals) == 2  # the demo: a man, then a woman
+    assert classify_audio(clips["male_1320"], SR, FakeModel()).label == "male"
+    assert classify_audio(clips["female_3575"], SR, FakeModel()).label == "female"
+
+
+def test_too_little_speech_is_uncertain_not_no_speech(clips) -> None:
+    audio = clips["male_1320"]
+    labels = detect_speech(audio)
+    first = int(np.argmax(labels))
+    word = audio[first * 160 : (first + 25) * 160]  # 0.25 s of speech, less than min_speech_seconds
+    d = classify_audio(np.concatenate([np.zeros(SR), word, np.zeros(SR)]).astype(np.float32), SR, FakeModel())
+    assert d.label == "uncertain" and np.isnan(d.p_female) and d.windows == 0
+    assert 0 < d.speech_seconds < DecisionSettings().min_speech_seconds
 
 
 @pytest.mark.parametrize("rate", [22050, 44100, 48000])
