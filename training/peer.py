@@ -1,0 +1,157 @@
+"""The peer: inaSpeechSegmenter 0.6.8 (MIT; a 6 MB Keras gender CNN) on the same clips as our model.
+
+It needs its own TensorFlow 2.15 / numpy 1.23 (it still uses ``numpy.int``), so it runs in a venv of
+its own (``.venv-ina`` by default, made on first use from PyPI) through ``ina_worker.py``, one
+process for all clips. A clip's label is the gender with more speech time in ina's segmentation; a
+clip where it finds no male or female speech (or as much of each) is undecided, which our three-way
+figures count as "uncertain". Results are cached per file (path, size, mtime), since a full run over
+the evaluation sets takes CPU-minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+INA_VERSION = "0.6.8"
+INA_REQUIREMENTS = (
+    "tensorflow-cpu==2.15.1",
+    "keras==2.15.0",
+    "numpy==1.23.5",
+    "pandas<2.2",
+    "scikit-image<0.23",
+    "scipy<1.12",
+    "soundfile",
+    "pytextgrid",
+    "pyannote.core",
+    "pyannote.algorithms",
+)
+"""ina's dependencies as they work together (its own metadata pins nothing); the package itself is
+installed with --no-deps, since it asks for an unpinned tensorflow."""
+WORKER = Path(__file__).with_name("ina_worker.py")
+
+
+class PeerError(RuntimeError):
+    """The peer could not be installed or run (one line, for the CLI)."""
+
+
+@dataclass(frozen=True)
+class PeerResult:
+    """inaSpeechSegmenter's verdict on one clip."""
+
+    female_seconds: float
+    """Seconds ina segmented as female speech."""
+    male_seconds: float
+    """Seconds ina segmented as male speech."""
+    cpu_seconds: float
+    """Process CPU time ina spent on the clip (all its threads)."""
+    error: str | None = None
+    """Why ina could not process the clip, if it could not."""
+
+    @property
+    def label(self) -> str:
+        """ "female" / "male" by more speech time; "undecided" without (or with equal) gendered speech."""
+        if self.female_seconds > self.male_seconds:
+            return "female"
+        if self.male_seconds > self.female_seconds:
+            return "male"
+        return "undecided"
+
+
+def _python_311() -> str:
+    """A Python 3.11 interpreter (TensorFlow 2.15 has wheels for 3.9-3.11 only)."""
+    for name in ("python3.11", "python3"):
+        exe = shutil.which(name)
+        if exe is None:
+            continue
+        r = subprocess.run(
+            [exe, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+        )
+        if r.returncode == 0 and r.stdout.strip() in ("(3, 9)", "(3, 10)", "(3, 11)"):
+            return exe
+    raise PeerError(
+        "inaSpeechSegmenter: needs Python 3.9-3.11 for TensorFlow 2.15 (none found on PATH; "
+        "on Debian 13 install one with pyenv or uv)"
+    )
+
+
+def ensure_venv(venv: Path) -> Path:
+    """The venv's python, creating and filling the venv first if needed (idempotent, quick when done)."""
+    python = venv / "bin" / "python"
+    stamp = venv / f".ina-{INA_VERSION}-ready"
+    if stamp.exists():
+        return python
+    if shutil.which("ffmpeg") is None:
+        raise PeerError("inaSpeechSegmenter: needs ffmpeg on PATH to decode audio (apt-get install ffmpeg)")
+    print(f"peer: installing inaSpeechSegmenter {INA_VERSION} into {venv} (once; ~600 MB)", file=sys.stderr)
+    steps = [
+        [_python_311(), "-m", "venv", str(venv)],
+        [str(python), "-m", "pip", "install", "-q", *INA_REQUIREMENTS],
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", f"inaSpeechSegmenter=={INA_VERSION}"],
+    ]
+    for cmd in steps:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise PeerError(f"inaSpeechSegmenter: set-up step {' '.join(cmd[:4])} failed: {tail[0]}")
+    stamp.touch()
+    return python
+
+
+def _key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def run_ina(paths: Iterable[Path], venv: Path, cache: Path | None = None) -> dict[Path, PeerResult]:
+    """ina's result for every clip in ``paths`` (from ``cache`` where it has them; new ones added)."""
+    paths = list(dict.fromkeys(Path(p) for p in paths))
+    known: dict[str, PeerResult] = {}
+    if cache is not None and cache.exists():
+        for line in cache.read_text().splitlines():
+            rec = json.loads(line)
+            key = rec.pop("key")
+            known[key] = PeerResult(**rec)
+    todo = [p for p in paths if _key(p) not in known]
+    if todo:
+        python = ensure_venv(venv)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+        proc = subprocess.Popen(
+            [str(python), str(WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        ready = proc.stdout.readline()
+        if not ready.startswith('{"ready"'):
+            proc.kill()
+            raise PeerError("inaSpeechSegmenter: its worker did not start (run it by hand to see why)")
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+        with open(cache, "a") if cache is not None else open(os.devnull, "w") as out:
+            for i, p in enumerate(todo, 1):
+                proc.stdin.write(json.dumps({"path": str(p.resolve())}) + "\n")
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+                if not line:
+                    raise PeerError(f"inaSpeechSegmenter: its worker stopped at {p}")
+                rec = json.loads(line)
+                result = PeerResult(
+                    rec["female_seconds"], rec["male_seconds"], rec["cpu_seconds"], rec["error"]
+                )
+                known[_key(p)] = result
+                out.write(json.dumps({"key": _key(p), **result.__dict__}) + "\n")
+                if i % 200 == 0:
+                    print(f"peer: {i}/{len(todo)} clips", file=sys.stderr)
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    return {p: known[_key(p)] for p in paths}
