@@ -19,6 +19,11 @@ from .errors import VoicegenderError
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 CONFIG_HELP = "config file (default /etc/voicegender/config.toml if present)"
+FORMATS = "WAV, FLAC, Ogg Vorbis/Opus, MP3 (and anything ffmpeg reads, if installed)"
+DEFAULT_LOG = (
+    "decisions.jsonl in $XDG_STATE_HOME/voicegender or ~/.local/state/voicegender; "
+    "under systemd in the unit's StateDirectory, /var/lib/voicegender"
+)
 
 
 def _error(message: object) -> None:
@@ -104,6 +109,12 @@ def cmd_run(args: argparse.Namespace, listen: bool = False) -> int:
     from .runner import build_daemon, make_source, open_model, use_gpio_mode
 
     overrides = _overrides(args)
+    log_asked = bool(args.log_level or args.verbose)
+    if listen:
+        # The terminal shows states and decisions; the log adds only warnings unless asked for more.
+        # Both logging keys are pinned so that a reload never swaps the terminal's log handler.
+        level = args.log_level or ("debug" if args.verbose else "warning")
+        overrides["logging"] = {"level": level, "verbose": args.verbose}
 
     def apply(config: Any) -> Any:
         return with_overrides(config, overrides)
@@ -112,13 +123,13 @@ def cmd_run(args: argparse.Namespace, listen: bool = False) -> int:
     if config.audio.input not in ("mic", "-"):
         make_source(config.audio).close()  # a missing or broken WAV file: fail before starting up
     use_gpio_mode(args.gpio, config.leds.pwm)
-    setup_logging(config.logging.level)
-    model = open_model(config)
     terminal = None
     if listen:
         from .terminal import TerminalOutput
 
-        terminal = TerminalOutput()
+        terminal = TerminalOutput(silence_db=config.vad.min_level_db)
+    setup_logging(config.logging.level, handler=terminal.log_handler() if terminal else None)
+    model = open_model(config)
     daemon = build_daemon(
         config,
         model,
@@ -127,6 +138,9 @@ def cmd_run(args: argparse.Namespace, listen: bool = False) -> int:
         reload_config=config_reloader(args.config, apply),
         extra_outputs=[terminal] if terminal else None,
         on_chunk=terminal,
+        journal=not listen or log_asked,
+        # A person at a terminal wants the error, not endless retries; the service keeps trying.
+        retry_first_open=not listen,
     )
     return daemon.run()
 
@@ -164,8 +178,30 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from .config import Config, load_config, render_toml
 
-    print(render_toml(Config() if args.defaults else load_config(args.config)), end="")
+    config = Config() if args.defaults else load_config(args.config)
+    if args.effective:
+        config = _in_effect(config)
+        print("# In effect here: the model file, its thresholds and the decision log file resolved.")
+    print(render_toml(config), end="")
     return EXIT_OK
+
+
+def _in_effect(config: Any) -> Any:
+    """``config`` with what its 0 and empty values stand for here (loads the model to read them)."""
+    import dataclasses
+
+    from .runner import model_path, open_model
+
+    thresholds = config.decision.thresholds(open_model(config).metadata.thresholds)
+    log = config.decision_log
+    return dataclasses.replace(
+        config,
+        model=dataclasses.replace(config.model, path=str(model_path(config))),
+        decision=dataclasses.replace(
+            config.decision, male_below=thresholds.male_below, female_above=thresholds.female_above
+        ),
+        decision_log=dataclasses.replace(log, path=str(log.resolve())) if log.enabled else log,
+    )
 
 
 # -- argument parsing -----------------------------------------------------------------------------------
@@ -173,10 +209,13 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def _add_run_options(p: argparse.ArgumentParser, gpio_default: str, log_default: str | None) -> None:
     p.add_argument("--config", type=Path, help=CONFIG_HELP)
-    p.add_argument("--input", help='"mic" (default), a WAV file, or "-" for raw s16le mono PCM on stdin')
+    p.add_argument(
+        "--input",
+        help=f'"mic" (default), an audio file ({FORMATS}), or "-" for raw s16le mono PCM on stdin',
+    )
     p.add_argument("--input-rate", type=int, metavar="HZ", help="sample rate of --input - (default 16000)")
     p.add_argument("--device", help="microphone: part of its name or its index (see `voicegender devices`)")
-    p.add_argument("--fast", action="store_true", help="read a WAV input as fast as possible")
+    p.add_argument("--fast", action="store_true", help="read an input file as fast as possible")
     p.add_argument("--model", help="TFLite model file (its .json beside it); default: the shipped model")
     p.add_argument(
         "--gpio",
@@ -190,8 +229,8 @@ def _add_run_options(p: argparse.ArgumentParser, gpio_default: str, log_default:
         "--decision-log",
         metavar="PATH|off",
         default=log_default,
-        help="write decisions to PATH, or off (default: "
-        + (log_default or "[decision_log] in the config")
+        help="write final decisions as JSON lines to PATH, or off (default: "
+        + (log_default or f"[decision_log] in the config, else {DEFAULT_LOG}")
         + ")",
     )
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="overrides [logging]")
@@ -208,7 +247,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"voicegender {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("classify", help="one decision per WAV file", description="One decision per WAV file.")
+    p = sub.add_parser(
+        "classify",
+        help="one decision per audio file",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"""\
+Classify each audio file as a whole: one decision per file on stdout, as text or
+(--json) one JSON object per line. A file that cannot be read is reported on stderr
+and the others are still classified; the exit status is then 1.
+
+Accepted formats:
+  {FORMATS}.
+Any sample rate and channel count; audio is mixed to mono and resampled to 16 kHz.""",
+        epilog="""\
+examples:
+  voicegender classify talk.wav
+  voicegender classify --json recordings/*.flac > decisions.jsonl
+  voicegender classify --config /etc/voicegender/config.toml voicemail.ogg""",
+    )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--model", help="TFLite model file (default: the shipped model)")
@@ -222,28 +278,92 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run",
         help="the daemon (what the systemd service runs)",
-        description="Classify speech from the input continuously; show it on the LEDs.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Classify speech from the input continuously; show it on the LEDs, log each final
+decision to the journal (stderr outside systemd) and the decision log. A microphone
+that is missing or lost is retried with backoff; a file or stdin input ends the run.""",
+        epilog="""\
+examples:
+  voicegender run --input talk.wav --gpio mock --json     # on a laptop, paced in real time
+  voicegender run --input talk.flac --fast --gpio off --decision-log off --json
+  arecord -f S16_LE -r 16000 -c 1 -t raw | voicegender run --input - --gpio mock --json""",
     )
     _add_run_options(p, gpio_default="auto", log_default=None)
 
     p = sub.add_parser(
         "listen",
         help="run in the foreground with a live level meter",
-        description="Like run, with a live input level meter and each decision printed; "
-        "no LEDs and no decision log unless asked for.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Like run, for a person at a terminal: a live input level meter, each final decision
+printed once above it, no LEDs and no decision log unless asked for. Only warnings
+and errors are logged unless --log-level or --verbose asks for more. A microphone
+that cannot be opened is an error (run retries it).""",
+        epilog="""\
+examples:
+  voicegender listen
+  voicegender listen --device USB              # see `voicegender devices`
+  voicegender listen --input talk.wav --gpio mock""",
     )
     _add_run_options(p, gpio_default="off", log_default="off")
 
-    p = sub.add_parser("devices", help="list audio input devices and their native sample rates")
+    p = sub.add_parser(
+        "devices",
+        help="list audio input devices and their native sample rates",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+List the audio input devices PortAudio finds: index, native sample rate, channels
+and name; the default input is marked. Choose one for run/listen with --device
+(part of its name or its index) or [audio] device in the config.""",
+        epilog="""\
+examples:
+  voicegender devices
+  voicegender devices --json
+  voicegender listen --device 2""",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per device")
 
-    p = sub.add_parser("doctor", help="check model, microphone, GPIO, config and permissions")
+    p = sub.add_parser(
+        "doctor",
+        help="check model, microphone, GPIO, config and permissions",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Check what the daemon needs, one line each, OK or FAIL with what to do: the config
+file parses, the model loads and fits the front end, the microphone records (2 s),
+the GPIO chips are usable for the LEDs, the decision log is writable. Exit status 0
+when every check passes, else 1.""",
+        epilog="""\
+examples:
+  voicegender doctor
+  voicegender doctor --config /etc/voicegender/config.toml
+  voicegender doctor --model my-model.tflite""",
+    )
     p.add_argument("--config", type=Path, help=CONFIG_HELP)
     p.add_argument("--model", help="check this model file instead of the configured one")
 
-    p = sub.add_parser("config", help="print the effective configuration as TOML")
+    p = sub.add_parser(
+        "config",
+        help="print the configuration as TOML",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Print the configuration as TOML, every key with its documentation: the config file's
+values, with the defaults for keys it leaves out. 0 and empty values stand for a
+default worked out at run time (the shipped model, the model's own thresholds, the
+decision log in the state directory); --effective shows what they are here.""",
+        epilog="""\
+examples:
+  voicegender config --defaults > config.toml          # a documented starting point
+  voicegender config --effective
+  voicegender config --config /etc/voicegender/config.toml --effective""",
+    )
     p.add_argument("--config", type=Path, help=CONFIG_HELP)
     p.add_argument("--defaults", action="store_true", help="print the documented defaults instead")
+    p.add_argument(
+        "--effective",
+        action="store_true",
+        help="resolve 0 and empty values: model path, thresholds, decision log file (loads the model)",
+    )
     return parser
 
 

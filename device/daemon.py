@@ -53,7 +53,9 @@ class Daemon:
     ``make_source(config)`` builds the (unopened) source; ``slots`` build the outputs the config
     decides (LEDs, decision log), rebuilt on reload when their settings change; ``fixed_outputs``
     (journal, notifier, stdout) live for the whole run. ``reload_config()`` returns the new Config
-    on SIGHUP (re-reading the file and applying the command-line overrides again).
+    on SIGHUP (re-reading the file and applying the command-line overrides again). With
+    ``retry_first_open=False`` (interactive commands) a microphone that cannot be opened at start
+    raises its error instead of being retried; one lost later is still retried.
     """
 
     def __init__(
@@ -68,8 +70,10 @@ class Daemon:
         on_chunk: Callable[[StreamProcessor], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        retry_first_open: bool = True,
     ) -> None:
         self.config = config
+        self.retry_first_open = retry_first_open
         self.model = model
         self.make_source = make_source
         self.slots = list(slots or [])
@@ -163,7 +167,7 @@ class Daemon:
             source.open()
         except VoicegenderError as exc:
             source.close()
-            if not self.config.audio.is_microphone:
+            if not self.config.audio.is_microphone or (self.processor is None and not self.retry_first_open):
                 raise
             self._error(f"{exc}; retrying in {self._retry_delay:g} s")
             return False

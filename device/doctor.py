@@ -112,7 +112,8 @@ def check_gpio(config: Config, chips: Callable[[], list[str]] | None = None) -> 
         return Verdict(
             "gpio",
             False,
-            "no /dev/gpiochip*: not a Raspberry Pi? set [leds] enabled = false to run without LEDs",
+            "no /dev/gpiochip*: not a Raspberry Pi? use --gpio mock (simulated LEDs) or --gpio off "
+            "with run/listen, or set [leds] enabled = false",
         )
     usable = [c for c in found if os.access(c, os.R_OK | os.W_OK)]
     if not usable:
@@ -134,27 +135,24 @@ def _group_of(path: str) -> str:
 
 
 def check_permissions(config: Config) -> Verdict:
-    log = config.decision_log
-    if not log.enabled:
+    from .decisionlog import HINT
+
+    settings = config.decision_log
+    if not settings.enabled:
         return Verdict("permissions", True, "decision log disabled")
-    directory = Path(log.path).parent
-    existing = directory
+    try:
+        path = settings.resolve()
+    except VoicegenderError as exc:
+        return Verdict("permissions", False, str(exc))
+    existing = path.parent
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent  # the directory is created on start if its parent allows
-    target = Path(log.path) if Path(log.path).exists() else existing
+    target = path if path.exists() else existing
     if target == existing and not existing.is_dir():
-        hint = "set [decision_log] path to a file in a writable directory"
-        return Verdict(
-            "permissions", False, f"decision log {log.path}: {existing} is not a directory; {hint}"
-        )
+        return Verdict("permissions", False, f"decision log {path}: {existing} is not a directory; {HINT}")
     if os.access(target, os.W_OK):
-        return Verdict("permissions", True, f"decision log {log.path} writable")
-    return Verdict(
-        "permissions",
-        False,
-        f"decision log {log.path}: {target} not writable; run under the systemd unit "
-        "(StateDirectory=voicegender) or set [decision_log] path",
-    )
+        return Verdict("permissions", True, f"decision log {path} writable")
+    return Verdict("permissions", False, f"decision log {path}: {target} not writable; {HINT}")
 
 
 def run_checks(config_path: Path | None, model: str | None = None) -> list[Verdict]:

@@ -145,21 +145,24 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def setup_logging(level: int | str = "info", use_journal: bool | None = None) -> logging.Handler:
-    """Send the ``voicegender`` loggers to the journal under systemd, else to stderr; returns the handler."""
+def setup_logging(
+    level: int | str = "info", use_journal: bool | None = None, handler: logging.Handler | None = None
+) -> logging.Handler:
+    """Send the ``voicegender`` loggers to the journal under systemd, else to stderr, or to ``handler``
+    (e.g. a terminal that owns the screen); returns the handler in use."""
     if isinstance(level, str):
         numeric = logging.getLevelName(level.upper())
         if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR") or not isinstance(numeric, int):
             raise VoicegenderError(f"log level {level!r} is not one of debug, info, warning, error")
         level = numeric
-    systemd = under_systemd() if use_journal is None else use_journal
-    journal = _journal_module() if systemd else None
-    handler: logging.Handler
-    if journal is not None:
-        handler = journal.JournalHandler(SYSLOG_IDENTIFIER=IDENTIFIER)
-    else:
-        handler = _StderrHandler()
-        handler.setFormatter(_StderrFormatter(systemd))
+    if handler is None:
+        systemd = under_systemd() if use_journal is None else use_journal
+        journal = _journal_module() if systemd else None
+        if journal is not None:
+            handler = journal.JournalHandler(SYSLOG_IDENTIFIER=IDENTIFIER)
+        else:
+            handler = _StderrHandler()
+            handler.setFormatter(_StderrFormatter(systemd))
     handler._voicegender = True  # type: ignore[attr-defined]  # so a second call replaces, not adds
     logger = logging.getLogger("voicegender")
     for old in [h for h in logger.handlers if getattr(h, "_voicegender", False)]:

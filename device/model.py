@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import VoicegenderError
 from .frontend import FRONTEND_VERSION, FrontendSettings
+from .stderrfilter import drop_stderr_lines
 
 METADATA_FORMAT = "voicegender-model"
 METADATA_VERSION = 1
@@ -303,8 +304,9 @@ class Model:
         self.metadata = ModelMetadata.from_dict(data, source=source)
         cls, self.runtime = interpreter_class()
         try:
-            self._interp = cls(model_content=content, num_threads=num_threads)
-            self._interp.allocate_tensors()
+            with drop_stderr_lines():  # the runtime's "INFO: Created ... XNNPACK delegate" line
+                self._interp = cls(model_content=content, num_threads=num_threads)
+                self._interp.allocate_tensors()
         except Exception as exc:  # the runtimes raise ValueError/RuntimeError for corrupt files
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise VoicegenderError(f"model {self.path}: not a valid TFLite model ({first})") from None

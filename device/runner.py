@@ -87,10 +87,17 @@ def build_daemon(
     extra_outputs: list[Output] | None = None,
     on_chunk: Callable[[Any], None] | None = None,
     notifier: Notifier | None = None,
+    journal: bool = True,
+    retry_first_open: bool = True,
 ) -> Daemon:
-    """The daemon for ``config``: journal/stderr log, systemd notifier, LEDs, decision log (+ stdout JSON)."""
+    """The daemon for ``config``: journal/stderr log, systemd notifier, LEDs, decision log (+ stdout JSON).
+
+    ``journal=False`` leaves decisions and states out of the log (a terminal shows them instead);
+    ``retry_first_open=False`` makes a microphone that cannot be opened at start an error.
+    """
     notifier = notifier or Notifier()
-    fixed: list[Output] = [JournalOutput(verbose=config.logging.verbose), notifier]
+    fixed: list[Output] = [JournalOutput(verbose=config.logging.verbose)] if journal else []
+    fixed.append(notifier)
     if json_stdout:
         fixed.append(StdoutJsonOutput(provisional=provisional))
     fixed += extra_outputs or []
@@ -103,6 +110,7 @@ def build_daemon(
         notifier=notifier,
         reload_config=reload_config,
         on_chunk=on_chunk,
+        retry_first_open=retry_first_open,
     )
 
 

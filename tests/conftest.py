@@ -20,6 +20,17 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
+@pytest.fixture(autouse=True)
+def state_home(tmp_path_factory, monkeypatch) -> Path:
+    """Every test, and every process it starts, keeps its default decision log in a temp dir:
+    $XDG_STATE_HOME points there and systemd's $STATE_DIRECTORY is unset, so nothing lands in
+    ~/.local/state or /var/lib/voicegender."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    return state
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
+import tomllib
 from pathlib import Path
 
 import gpiozero
 import numpy as np
 import pytest
-from daemon_fakes import FakeModel
+from daemon_fakes import FakeModel, ScriptedSource
+from test_terminal import screen
 
 import voicegender.config
 import voicegender.runner
 from voicegender import __version__
 from voicegender.cli import main
 from voicegender.config import Config, with_overrides
+from voicegender.daemon import Daemon
 from voicegender.doctor import check_gpio, check_permissions
+from voicegender.model import DEFAULT_MODEL, Thresholds
 from voicegender.wavio import write_wav
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,15 +264,110 @@ def test_unwritable_decision_log(fixtures_dir, fake_model, capsys, tmp_path) -> 
     blocker.write_text("")
     args = ["run", "--input", str(fixtures_dir / "male_1320.wav"), "--fast", "--gpio", "off"]
     assert main([*args, "--decision-log", str(blocker / "decisions.jsonl")]) == 2
-    assert "decision log" in one_error_line(capsys.readouterr().err)
+    message = one_error_line(capsys.readouterr().err)
+    assert (
+        message.startswith(f"decision log {blocker / 'decisions.jsonl'}: ")
+        and "--decision-log off" in message
+    )
+
+
+def test_run_logs_decisions_in_the_users_state_directory(
+    fixtures_dir, fake_model, state_home, capsys
+) -> None:
+    """Without systemd the default decision log is $XDG_STATE_HOME/voicegender/decisions.jsonl."""
+    assert main(["run", "--input", str(fixtures_dir / "male_1320.wav"), "--fast", "--gpio", "off"]) == 0
+    log = state_home / "voicegender" / "decisions.jsonl"
+    assert [json.loads(line)["label"] for line in log.read_text().splitlines()] == ["male"]
+    assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+    assert f"decisions are logged to {log}" in capsys.readouterr().err
+
+
+def _nobody() -> pwd.struct_passwd | None:
+    try:
+        return pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv") or _nobody() is None,
+    reason="needs root, setpriv and a 'nobody' user to run as an unprivileged user",
+)
+def test_readme_run_command_as_an_unprivileged_user(fixtures_dir) -> None:
+    """The README's laptop command, run by a user who may write nowhere but their home."""
+    nobody = _nobody()
+    assert nobody is not None
+    home = Path(tempfile.mkdtemp(prefix="voicegender-home-"))  # tmp_path is root's only
+    try:
+        os.chown(home, nobody.pw_uid, nobody.pw_gid)
+        become = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+                  # May read everything (the interpreter can sit in root's pyenv), write nothing of root's.
+                  "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
+                  "env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin"]  # fmt: skip
+        probe = subprocess.run([*become, sys.executable, "-c", "pass"], capture_output=True, check=False)
+        if probe.returncode != 0:
+            pytest.skip(f"setpriv cannot switch user here: {probe.stderr.decode().strip()}")
+        exe = str(Path(sys.executable).with_name("voicegender"))
+        wav = str(fixtures_dir / "male_1320.wav")
+        result = subprocess.run(
+            [*become, exe, "run", "--input", wav, "--gpio", "mock", "--json", "--fast"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert [json.loads(line)["label"] for line in result.stdout.splitlines()] == ["male"]
+        log = home / ".local" / "state" / "voicegender" / "decisions.jsonl"
+        assert [json.loads(line)["label"] for line in log.read_text().splitlines()] == ["male"]
+        assert log.stat().st_uid == nobody.pw_uid and stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+        assert "Traceback" not in result.stderr
+    finally:
+        shutil.rmtree(home)
 
 
 def test_listen_prints_meter_and_decisions(fixtures_dir, fake_model, capsys) -> None:
     assert main(["listen", "--input", str(fixtures_dir / "demo_male_then_female.wav"), "--fast"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "\r" in out and " dB " in out  # the refreshing meter line
-    decisions = [line.split("\r")[-1] for line in out.splitlines() if "decision:" in line]
-    assert [d.split()[1] for d in decisions] == ["male", "female"]
+    shown = screen(out)
+    assert shown[0].startswith("listening: input ") and shown[-2:] == ["stopped", ""]
+    decisions = [line for line in shown if line.startswith("decision:")]
+    assert [d.split()[1] for d in decisions] == ["male", "female"]  # each once
+    assert err == ""  # the terminal shows states and decisions; the log adds nothing unless asked
+
+
+def test_listen_log_records_only_when_asked(fixtures_dir, fake_model, capsys) -> None:
+    wav = str(fixtures_dir / "male_1320.wav")
+    assert main(["listen", "--input", wav, "--fast", "--log-level", "info"]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split()[1] for line in screen(out) if line.startswith("decision:")] == ["male"]
+    assert "info: decision label=male " in err and f"info: input {wav} ended" in err
+
+
+def test_listen_without_its_microphone_exits_with_the_error(fake_model, capsys, monkeypatch) -> None:
+    source = ScriptedSource([], fail_opens=1)
+    monkeypatch.setattr(voicegender.runner, "make_source", lambda audio: source)
+    assert main(["listen", "--device", "typo"]) == 2
+    out, err = capsys.readouterr()
+    assert one_error_line(err) == "microphone 'scripted mic': not found" and out == ""
+    assert source.opens == 1  # not retried
+
+
+def test_interactive_daemon_still_retries_a_microphone_lost_later() -> None:
+    silence = [np.zeros(1600, dtype=np.float32)] * 5
+    sources = [ScriptedSource([*silence, "lost"]), ScriptedSource([], fail_opens=1), ScriptedSource(silence)]
+    waits: list[float] = []
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    config = with_overrides(Config(), {"audio": {"input": "mic"}})
+    daemon = Daemon(config, FakeModel(), lambda c: sources.pop(0), sleep=sleep, clock=lambda: now[0],
+                    retry_first_open=False)  # fmt: skip
+    assert daemon.run() == 0 and sources == []
+    assert sum(waits) == pytest.approx(1.0 + 2.0)  # backoff after the loss, and after the failed reopen
 
 
 # -- devices / doctor ------------------------------------------------------------------------------------
@@ -330,13 +434,71 @@ def test_doctor_gpio_checks(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
     config = Config()
     assert not check_gpio(config, chips=lambda: []).ok
-    assert "enabled = false" in check_gpio(config, chips=lambda: []).detail
+    hint = check_gpio(config, chips=lambda: []).detail
+    assert "--gpio mock" in hint and "enabled = false" in hint
     chip = tmp_path / "gpiochip0"
     chip.write_text("")
     assert check_gpio(config, chips=lambda: [str(chip)]).ok
     assert check_gpio(with_overrides(config, {"leds": {"enabled": False}}), chips=lambda: []).ok
     log = with_overrides(config, {"decision_log": {"path": str(tmp_path / "new" / "dir" / "d.jsonl")}})
     assert check_permissions(log).ok  # a missing directory is fine when its parent is writable
+
+
+def test_doctor_checks_the_default_decision_log_place(state_home) -> None:
+    verdict = check_permissions(Config())
+    assert verdict.ok and str(state_home / "voicegender" / "decisions.jsonl") in verdict.detail
+
+
+# -- help and config ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["classify", "run", "listen", "devices", "doctor", "config"])
+def test_help_has_a_description_and_examples(capsys, command: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0
+    description = out.split("\n\n")[1]
+    assert len(description.split()) >= 25, description
+    examples = out.split("\nexamples:\n")[1].splitlines()
+    assert sum(f"voicegender {command}" in line for line in examples) >= 2, out
+    if command in ("classify", "run", "listen"):
+        assert "FLAC, Ogg Vorbis/Opus, MP3" in " ".join(out.split())
+
+
+def test_config_effective_resolves_defaults(tmp_path, state_home, monkeypatch, capsys) -> None:
+    model = FakeModel(Thresholds(male_below=0.3, female_above=0.7))
+    monkeypatch.setattr(voicegender.runner, "open_model", lambda config: model)
+    path = tmp_path / "config.toml"
+    path.write_text("[decision]\nfemale_above = 0.8\n")
+    assert main(["config", "--config", str(path)]) == 0
+    plain = tomllib.loads(capsys.readouterr().out)
+    assert plain["decision"]["male_below"] == 0.0 and plain["model"]["path"] == ""
+    assert main(["config", "--config", str(path), "--effective"]) == 0
+    shown = tomllib.loads(capsys.readouterr().out)
+    assert shown["decision"]["male_below"] == 0.3  # the model's own
+    assert shown["decision"]["female_above"] == 0.8  # the file's
+    assert shown["model"]["path"] == str(DEFAULT_MODEL)
+    assert shown["decision_log"]["path"] == str(state_home / "voicegender" / "decisions.jsonl")
+    assert {k: v for k, v in shown.items() if k not in ("model", "decision", "decision_log")} == {
+        k: v for k, v in plain.items() if k not in ("model", "decision", "decision_log")
+    }
+
+
+def test_config_effective_with_a_missing_model_is_one_line(tmp_path, capsys) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[model]\npath = "{tmp_path / "absent.tflite"}"\n')
+    assert main(["config", "--config", str(path), "--effective"]) == 2
+    assert "absent.tflite" in one_error_line(capsys.readouterr().err)
+
+
+def test_classify_prints_nothing_on_stderr(fixtures_dir) -> None:
+    """Not even the TFLite runtime's "INFO: Created TensorFlow Lite XNNPACK delegate" line."""
+    exe = Path(sys.executable).with_name("voicegender")
+    wav = fixtures_dir / "male_1320.wav"
+    result = subprocess.run([str(exe), "classify", str(wav)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.startswith(f"{wav}: male (")
+    assert result.stderr == ""
 
 
 # -- classify and run agree ------------------------------------------------------------------------------

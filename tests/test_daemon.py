@@ -295,7 +295,7 @@ def test_reload_applies_thresholds_and_rebuilds_changed_outputs(tmp_path, caplog
     assert leds[0] is leds[1] is leds[2] and leds[3] is not leds[2]
     assert daemon.thresholds.female_above == 0.8
     assert daemon.processor is not None and daemon.processor.decider.thresholds.female_above == 0.8
-    assert daemon.config.decision_log.path == tmp_path / "b.jsonl" and (tmp_path / "b.jsonl").exists()
+    assert daemon.config.decision_log.path == str(tmp_path / "b.jsonl") and (tmp_path / "b.jsonl").exists()
     assert notifier.calls.count("reloading") == 3 and notifier.calls.count("ready") == 4
 
 

@@ -6,11 +6,13 @@ import json
 import math
 import os
 import re
+import stat
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
-from voicegender.decisionlog import DecisionLog, DecisionLogSettings, iso_utc
+from voicegender.decisionlog import DecisionLog, DecisionLogSettings, iso_utc, state_directory
 from voicegender.errors import VoicegenderError
 from voicegender.events import Decision, State
 
@@ -113,7 +115,7 @@ def test_disabled_writes_nothing(tmp_path):
 def test_parent_is_a_file_names_path_and_hint(tmp_path):
     (tmp_path / "blocker").write_text("")
     path = tmp_path / "blocker" / "decisions.jsonl"
-    expected = rf"decision log {re.escape(str(path))}: cannot create directory .*enabled = false"
+    expected = rf"decision log {re.escape(str(path))}: cannot create directory .*--decision-log off"
     with pytest.raises(VoicegenderError, match=expected):
         DecisionLog(DecisionLogSettings(path=path))
 
@@ -143,3 +145,50 @@ def test_bad_settings_rejected():
 
 def test_iso_utc():
     assert iso_utc(0.0) == "1970-01-01T00:00:00.000Z"
+
+
+# -- where the log goes by default ---------------------------------------------------------------------
+
+
+def test_default_is_in_the_users_state_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_STATE_HOME")
+    (tmp_path / "home").mkdir()
+    log = DecisionLog(DecisionLogSettings())
+    log.on_decision(decision(1))
+    log.close()
+    expected = tmp_path / "home" / ".local" / "state" / "voicegender" / "decisions.jsonl"
+    assert log.path == expected and [r["start"] for r in lines(expected)] == [1.0]
+    for directory in (expected.parent, expected.parent.parent, expected.parent.parent.parent):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory  # created private
+
+
+def test_xdg_state_home_and_systemd_state_directory(tmp_path, monkeypatch):
+    env = {"HOME": "/home/someone", "XDG_STATE_HOME": str(tmp_path / "xdg")}
+    assert state_directory(env) == tmp_path / "xdg" / "voicegender"
+    # The XDG spec says a relative path is invalid and to be ignored.
+    assert state_directory({**env, "XDG_STATE_HOME": "relative/state"}) == Path(
+        "/home/someone/.local/state/voicegender"
+    )
+    # Under systemd, StateDirectory=voicegender sets $STATE_DIRECTORY (the first one if several).
+    both = {**env, "STATE_DIRECTORY": "/var/lib/voicegender:/var/lib/other"}
+    assert state_directory(both) == Path("/var/lib/voicegender")
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "unit-state"))
+    (tmp_path / "unit-state").mkdir(mode=0o750)
+    log = DecisionLog(DecisionLogSettings())
+    log.close()
+    assert log.path == tmp_path / "unit-state" / "decisions.jsonl" and log.path.exists()
+    assert stat.S_IMODE((tmp_path / "unit-state").stat().st_mode) == 0o750  # systemd's, left alone
+
+
+def test_explicit_path_wins_and_expands_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert DecisionLogSettings(path="~/logs/d.jsonl").resolve() == tmp_path / "logs" / "d.jsonl"
+    assert DecisionLogSettings(path=tmp_path / "x.jsonl").path == str(tmp_path / "x.jsonl")
+
+
+def test_the_suite_keeps_default_logs_in_a_temp_dir(state_home, tmp_path_factory):
+    """conftest points $XDG_STATE_HOME at a temp dir for every test (and the processes it starts)."""
+    assert os.environ["XDG_STATE_HOME"] == str(state_home) and "STATE_DIRECTORY" not in os.environ
+    assert state_home.is_relative_to(tmp_path_factory.getbasetemp())
+    assert DecisionLogSettings().resolve() == state_home / "voicegender" / "decisions.jsonl"

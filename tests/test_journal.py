@@ -148,6 +148,23 @@ def test_setup_logging_twice_replaces_handler(no_systemd, capsys):
     assert capsys.readouterr().err.count("once") == 1
 
 
+def test_setup_logging_to_a_given_handler(no_systemd, capsys):
+    """`listen` hands its terminal's handler in, so log lines never break into the meter line."""
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    given = Collect()
+    assert setup_logging("warning", handler=given) is given
+    logging.getLogger("voicegender.x").warning("shown")
+    logging.getLogger("voicegender.x").info("below the level")
+    assert seen == ["shown"] and capsys.readouterr().err == ""
+    setup_logging("info")  # a later call replaces it, as for any handler set up here
+    assert given not in logging.getLogger("voicegender").handlers
+
+
 def test_bad_level_is_a_user_error():
     with pytest.raises(VoicegenderError, match="log level 'loud'"):
         setup_logging("loud")
