@@ -33,6 +33,14 @@ def _error(message: object) -> None:
 # -- classify -------------------------------------------------------------------------------------------
 
 
+def classify_json(name: str, d: Any) -> str:
+    """The line ``classify --json`` prints for a decision (also the answer of POST /api/v1/classify)."""
+    p = None if math.isnan(d.p_female) else round(d.p_female, 4)
+    record = {"path": name, "label": d.label, "p_female": p}
+    record.update(speech_seconds=round(d.speech_seconds, 3), start=round(d.start, 3), end=round(d.end, 3))
+    return json.dumps({**record, "windows": d.windows})
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from .config import load_config, with_overrides
     from .pipeline import classify_audio
@@ -53,11 +61,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             continue
         p = None if math.isnan(d.p_female) else round(d.p_female, 4)
         if args.json:
-            record = {"path": str(path), "label": d.label, "p_female": p}
-            record.update(
-                speech_seconds=round(d.speech_seconds, 3), start=round(d.start, 3), end=round(d.end, 3)
-            )
-            print(json.dumps({**record, "windows": d.windows}), flush=True)
+            print(classify_json(str(path), d), flush=True)
         else:
             if p is None and d.label == "uncertain":
                 how = f"too little speech to decide: {d.speech_seconds:.1f} s"
@@ -143,6 +147,44 @@ def cmd_run(args: argparse.Namespace, listen: bool = False) -> int:
         retry_first_open=not listen,
     )
     return daemon.run()
+
+
+# -- serve ----------------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .api.server import ApiServer
+    from .config import load_config, with_overrides
+    from .journal import setup_logging
+    from .runner import open_model
+
+    api: dict[str, Any] = {}
+    if args.bind is not None:
+        api["bind"] = args.bind
+    if args.port is not None:
+        api["port"] = args.port
+    if args.token_file is not None:
+        api["token_file"] = str(args.token_file)
+    model = {"path": args.model} if args.model else {}
+    config = with_overrides(load_config(args.config), {"model": model, "api": api})
+    setup_logging(config.logging.level)
+    server = ApiServer(config, open_model(config))
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.start()
+        print(f"voicegender: serving the API and the web page on {server.url}/", flush=True)
+        while not stop.wait(0.5):
+            if not server.running:
+                raise VoicegenderError(f"the API server on {server.url} stopped unexpectedly")
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return EXIT_OK
 
 
 # -- devices / doctor / config --------------------------------------------------------------------------
@@ -309,6 +351,27 @@ examples:
     _add_run_options(p, gpio_default="off", log_default="off")
 
     p = sub.add_parser(
+        "serve",
+        help="the HTTP API and web page, without a microphone (classify and stream)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Serve the HTTP API and the web page from this computer: POST /api/v1/classify (an
+audio file in, the line `classify --json` prints out), the /api/v1/stream WebSocket
+(PCM in, events out) and the page at /, which can use the browser's microphone.
+Loopback only unless a token file is given; see [api] in the config.""",
+        epilog="""\
+examples:
+  voicegender serve                                    # http://127.0.0.1:8750/
+  curl --data-binary @talk.wav -H 'Content-Type: audio/wav' http://127.0.0.1:8750/api/v1/classify
+  voicegender serve --bind 0.0.0.0 --token-file ~/.voicegender-token""",
+    )
+    p.add_argument("--config", type=Path, help=CONFIG_HELP)
+    p.add_argument("--bind", metavar="ADDRESS", help="address to listen on (default [api] bind, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="TCP port (default [api] port, 8750; 0 = any free port)")
+    p.add_argument("--token-file", type=Path, metavar="PATH", help="file holding the bearer token")
+    p.add_argument("--model", help="TFLite model file (its .json beside it); default: the shipped model")
+
+    p = sub.add_parser(
         "devices",
         help="list audio input devices and their native sample rates",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -371,6 +434,7 @@ COMMANDS = {
     "classify": cmd_classify,
     "run": cmd_run,
     "listen": lambda a: cmd_run(a, listen=True),
+    "serve": cmd_serve,
     "devices": cmd_devices,
     "doctor": cmd_doctor,
     "config": cmd_config,

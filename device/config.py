@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from .api.settings import ApiSettings
 from .decision import DecisionSettings
 from .decisionlog import DecisionLogSettings
 from .errors import VoicegenderError
@@ -120,6 +121,7 @@ class Config:
     leds: LedSettings = field(default_factory=LedSettings)
     decision_log: DecisionLogSettings = field(default_factory=DecisionLogSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
 
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
