@@ -25,6 +25,7 @@ from .decision import DecisionSettings
 from .decisionlog import DecisionLogSettings
 from .errors import VoicegenderError
 from .leds import LedSettings
+from .mqtt import MqttSettings
 from .vad import VadSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/voicegender/config.toml")
@@ -122,6 +123,7 @@ class Config:
     decision_log: DecisionLogSettings = field(default_factory=DecisionLogSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
 
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
@@ -259,8 +261,8 @@ def render_toml(config: Config | None = None) -> str:
     lines = [
         "# voicegender daemon configuration (/etc/voicegender/config.toml).",
         "# Every key is optional: a missing key keeps the default shown here. `voicegender doctor` checks",
-        "# this file; `systemctl reload voicegender` applies [decision], [leds], [decision_log] and",
-        "# [logging] changes without a restart ([model], [audio] and [vad] need a restart).",
+        "# this file; `systemctl reload voicegender` applies [decision], [leds], [decision_log],",
+        "# [logging] and [mqtt] changes without a restart ([model], [audio] and [vad] need a restart).",
     ]
     for name, cls in SECTIONS.items():
         section = getattr(config, name)

@@ -31,7 +31,7 @@ log = logging.getLogger("voicegender.daemon")
 
 READ_TIMEOUT = 0.2
 """Longest a read may block: bounds the reaction time to signals and the watchdog interval."""
-RELOADABLE = ("decision", "leds", "decision_log", "logging")
+RELOADABLE = ("decision", "leds", "decision_log", "logging", "mqtt")
 """Config sections a SIGHUP applies; the others need a restart."""
 
 
@@ -250,7 +250,7 @@ class Daemon:
     # -- reload and shutdown ------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Apply a re-read config: thresholds, decision settings, LEDs, decision log, logging."""
+        """Apply a re-read config: thresholds, decision settings, LEDs, decision log, MQTT, logging."""
         if self.reload_config is None:
             return
         if self.notifier is not None:

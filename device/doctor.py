@@ -6,6 +6,8 @@ import dataclasses
 import glob
 import grp
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,6 +157,61 @@ def check_permissions(config: Config) -> Verdict:
     return Verdict("permissions", False, f"decision log {path}: {target} not writable; {HINT}")
 
 
+SERVICE = "voicegender.service"
+
+
+SERVICE_PROPERTIES = ("LoadState", "PrivateNetwork", "StatusText")
+
+
+def service_properties(names: tuple[str, ...] = SERVICE_PROPERTIES) -> dict[str, str]:
+    """Properties of the installed service (``systemctl show``); empty where there is no systemd."""
+    if shutil.which("systemctl") is None:
+        return {}
+    try:
+        r = subprocess.run(
+            ["systemctl", "show", SERVICE, *(f"--property={n}" for n in names)],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if r.returncode != 0:
+        return {}
+    return dict(line.partition("=")[::2] for line in r.stdout.splitlines() if "=" in line)
+
+
+def check_mqtt(config: Config, service: Callable[[], dict[str, str]] = service_properties) -> Verdict:
+    """Connect to the broker as the daemon would; also what the running service reports about MQTT."""
+    settings = config.mqtt
+    if not settings.enabled:
+        return Verdict("mqtt", True, "disabled ([mqtt] enabled = false)")
+    from .mqtt import probe
+
+    try:
+        detail = probe(settings)
+    except VoicegenderError as exc:
+        return Verdict("mqtt", False, str(exc))
+    props = service()
+    if props.get("LoadState") != "loaded":
+        return Verdict("mqtt", True, detail)
+    if props.get("PrivateNetwork") == "yes":
+        return Verdict(
+            "mqtt",
+            False,
+            f"{detail}, but {SERVICE} has no network (PrivateNetwork=yes); "
+            "run sudo /opt/voicegender/install.sh --mqtt, then sudo systemctl restart voicegender",
+        )
+    # The service's STATUS= ends with its MQTT note: "mqtt connected[, N decisions dropped]" or
+    # "mqtt: <what is wrong>[, ...]".
+    running = [p.strip() for p in props.get("StatusText", "").split(";") if p.strip().startswith("mqtt")]
+    if running and not running[0].startswith("mqtt connected"):
+        return Verdict("mqtt", False, f"{detail}, but the running service reports {running[0]!r}")
+    if running:
+        detail += f"; the running service reports {running[0]!r}"
+    return Verdict("mqtt", True, detail)
+
+
 def run_checks(config_path: Path | None, model: str | None = None) -> list[Verdict]:
     verdict, config = check_config(config_path)
     verdicts = [verdict]
@@ -162,4 +219,5 @@ def run_checks(config_path: Path | None, model: str | None = None) -> list[Verdi
     if model:
         config = dataclasses.replace(config, model=dataclasses.replace(config.model, path=model))
     verdicts += [check_model(config), check_microphone(config), check_gpio(config), check_permissions(config)]
+    verdicts.append(check_mqtt(config))
     return verdicts

@@ -7,7 +7,9 @@ returns False. ``watchdog()`` is cheap enough to call on every loop iteration: i
 half of ``WATCHDOG_USEC`` has passed since the last ping.
 
 A ``Notifier`` is also an ``events.Output``: it keeps the unit's STATUS line (shown by
-``systemctl status voicegender``) up to date with the state and the last final decision.
+``systemctl status voicegender``) up to date with the state and the last final decision, followed
+by notes other parts set from any thread (``set_note``, e.g. the MQTT link's health and drops),
+which the next ``watchdog()`` call sends.
 READY/STOPPING/watchdog stay explicit calls for the daemon to make at the right moments.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -62,6 +65,10 @@ class Notifier:
         self._status = ""
         self._state: State | None = None
         self._last_decision = ""
+        self._detail = ""
+        self._notes: dict[str, str] = {}
+        self._notes_lock = threading.Lock()
+        self._notes_changed = False
 
     def notify(self, message: str) -> bool:
         """Send one raw notify message (``KEY=value`` lines)."""
@@ -89,7 +96,11 @@ class Notifier:
 
     def ready(self, status: str = "") -> bool:
         """Startup finished (Type=notify units count as started only now)."""
-        return self.notify("READY=1" + (f"\nSTATUS={_one_line(status)}" if status else ""))
+        if status:
+            with self._notes_lock:
+                status = _one_line("; ".join([status, *self._notes.values()]))
+            self._status = status
+        return self.notify("READY=1" + (f"\nSTATUS={status}" if status else ""))
 
     def status(self, text: str) -> bool:
         """Set the free-form status line; an unchanged line is not re-sent."""
@@ -114,7 +125,10 @@ class Notifier:
         return self._last_ping is None or now - self._last_ping >= self.watchdog_interval
 
     def watchdog(self, now: float | None = None) -> bool:
-        """Ping the watchdog if half its timeout has passed since the last ping."""
+        """Ping the watchdog if half its timeout has passed since the last ping (and send changed notes)."""
+        if self._notes_changed:
+            self._notes_changed = False
+            self._update_status(self._detail)
         now = self._clock() if now is None else now
         if not self.watchdog_due(now):
             return False
@@ -132,12 +146,26 @@ class Notifier:
             self._last_decision = f"last: {decision.label} (p_female {decision.p_female:.2f}) at {stamp}"
             self._update_status()
 
+    def set_note(self, key: str, text: str) -> None:
+        """Show ``text`` at the end of STATUS= ("" removes it); thread-safe, sent by ``watchdog()``."""
+        with self._notes_lock:
+            if self._notes.get(key, "") == text:
+                return
+            if text:
+                self._notes[key] = text
+            else:
+                self._notes.pop(key, None)
+            self._notes_changed = True
+
     def _update_status(self, detail: str = "") -> None:
+        self._detail = detail
         if self._state is None:
             return
         parts = [self._state.value + (f": {detail}" if detail else "")]
         if self._last_decision and self._state in (State.LISTENING, State.SPEECH):
             parts.append(self._last_decision)
+        with self._notes_lock:
+            parts += self._notes.values()
         self.status("; ".join(parts))
 
     def close(self) -> None:

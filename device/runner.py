@@ -18,6 +18,7 @@ from .events import Output
 from .journal import JournalOutput
 from .leds import Leds
 from .model import DEFAULT_MODEL, Model, load_model
+from .mqtt import MqttOutput
 from .notify import Notifier
 from .outputs import StdoutJsonOutput
 from .sources import AudioSource, MicSource, StdinSource, WavSource
@@ -70,11 +71,32 @@ def open_model(config: Config) -> Model:
     return load_model(model_path(config), num_threads=config.model.num_threads)
 
 
-OUTPUT_SLOTS = [
-    OutputSlot("leds", lambda c, t: Leds(c.leds, t), lambda c, t: (c.leds, t)),
-    OutputSlot("decision_log", lambda c, t: DecisionLog(c.decision_log), lambda c, t: c.decision_log),
-]
-"""The outputs the config decides; a reload rebuilds one when its settings change."""
+MQTT_SETTLE_SECONDS = 5.0
+"""WAV input: how long the start waits for the first MQTT connection attempt's outcome, so that a
+file processed faster than real time still publishes each state change (a microphone or stdin never
+waits: their states are coalesced until the broker is there, their decisions queued)."""
+
+
+def _mqtt_output(config: Config, note: Callable[[str, str], None] | None) -> MqttOutput:
+    settle = 0.0 if config.audio.input in ("mic", "-") else MQTT_SETTLE_SECONDS
+    return MqttOutput(config.mqtt, note, settle_seconds=settle)
+
+
+def output_slots(notifier: Notifier | None = None) -> list[OutputSlot]:
+    """The outputs the config decides; a reload rebuilds one when its settings change.
+
+    The MQTT link's health and drop count go to ``notifier``'s STATUS= line.
+    """
+    note = notifier.set_note if notifier is not None else None
+    return [
+        OutputSlot("leds", lambda c, t: Leds(c.leds, t), lambda c, t: (c.leds, t)),
+        OutputSlot("decision_log", lambda c, t: DecisionLog(c.decision_log), lambda c, t: c.decision_log),
+        OutputSlot("mqtt", lambda c, t: _mqtt_output(c, note), lambda c, t: c.mqtt),
+    ]
+
+
+OUTPUT_SLOTS = output_slots()
+"""The slots without a notifier (tests build daemons from these)."""
 
 
 def build_daemon(
@@ -105,7 +127,7 @@ def build_daemon(
         config,
         model,
         make_source=lambda c: make_source(c.audio),
-        slots=OUTPUT_SLOTS,
+        slots=output_slots(notifier),
         fixed_outputs=fixed,
         notifier=notifier,
         reload_config=reload_config,

@@ -89,7 +89,8 @@ def test_unknown_key(tmp_path) -> None:
 
 def test_unknown_section(tmp_path) -> None:
     assert error_of(tmp_path, "[microphone]\ndevice = 1\n") == (
-        "unknown section [microphone] (allowed: model, audio, vad, decision, leds, decision_log, logging, api)"
+        "unknown section [microphone] "
+        "(allowed: model, audio, vad, decision, leds, decision_log, logging, api, mqtt)"
     )
 
 

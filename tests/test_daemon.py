@@ -77,6 +77,9 @@ class FakeNotifier(NullOutput):
         self.calls.append("watchdog")
         return True
 
+    def set_note(self, key: str, text: str) -> None:
+        self.calls.append(f"note {key}: {text}")
+
 
 class FakeClock:
     """Monotonic time that only moves when the daemon sleeps (so backoff waits take no real time)."""

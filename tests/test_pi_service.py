@@ -154,3 +154,45 @@ def test_memory_deny_write_execute_matches_what_the_daemon_needs(fixtures_dir: P
         r = under_mdwe(CLASSIFY, str(fixtures_dir / "female_3575.wav"))
         assert r.returncode == 0, r.stderr[-2000:]
         assert "female" in r.stdout
+
+
+# --- the MQTT network drop-in ------------------------------------------------------------------------
+
+DROPIN = FIRMWARE / "voicegender.service.d" / "mqtt.conf"
+
+
+def failing_checks(unit: Path) -> tuple[float, set[str]]:
+    """Exposure and the checks systemd-analyze security marks ✗ (drop-ins beside the unit count too)."""
+    r = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(unit)], capture_output=True, text=True
+    )
+    m = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", r.stdout + r.stderr)
+    assert m, r.stdout + r.stderr
+    failing = {line.split()[1] for line in r.stdout.splitlines() if line.startswith("✗")}
+    return float(m[1]), failing
+
+
+def test_mqtt_dropin_opens_only_the_local_network(tmp_path: Path) -> None:
+    need_tools("systemd-analyze")
+    base = unit_copy(tmp_path)
+    score, failing = failing_checks(base)
+    (tmp_path / "voicegender.service.d").mkdir()
+    (tmp_path / "voicegender.service.d" / "mqtt.conf").write_text(DROPIN.read_text())
+    r = subprocess.run(["systemd-analyze", "verify", str(base)], capture_output=True, text=True)
+    assert r.returncode == 0 and "Unknown" not in r.stderr, r.stderr
+    with_mqtt, failing_mqtt = failing_checks(base)
+    print(f"systemd-analyze security exposure: {score} without, {with_mqtt} with the MQTT drop-in")
+    assert with_mqtt <= MAX_EXPOSURE
+    # What gets worse is network access, and nothing else.
+    assert failing_mqtt - failing <= {
+        "PrivateNetwork=",
+        "RestrictAddressFamilies=~AF_(INET|INET6)",
+        "IPAddressDeny=",
+    }
+    s = unit_settings(DROPIN)
+    assert s["PrivateNetwork"] == ["no"]
+    assert s["RestrictAddressFamilies"] == ["", "AF_UNIX AF_INET AF_INET6"]  # reset, then exactly these
+    allowed = s["IPAddressAllow"][0].split()
+    private = {"localhost", "link-local", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}
+    assert set(allowed) <= private
+    assert unit_settings(UNIT)["IPAddressDeny"] == ["any"]  # everything else stays blocked
