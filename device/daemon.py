@@ -31,7 +31,7 @@ log = logging.getLogger("voicegender.daemon")
 
 READ_TIMEOUT = 0.2
 """Longest a read may block: bounds the reaction time to signals and the watchdog interval."""
-RELOADABLE = ("decision", "leds", "decision_log", "logging", "mqtt")
+RELOADABLE = ("decision", "leds", "decision_log", "logging", "api", "mqtt")
 """Config sections a SIGHUP applies; the others need a restart."""
 
 

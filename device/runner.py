@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import AudioSettings, Config
-from .daemon import Daemon, OutputSlot, config_reloader
+from .daemon import Daemon, NullOutput, OutputSlot, config_reloader
 from .decisionlog import DecisionLog
 from .errors import VoicegenderError
 from .events import Output
@@ -71,6 +71,25 @@ def open_model(config: Config) -> Model:
     return load_model(model_path(config), num_threads=config.model.num_threads)
 
 
+def _api_output(config: Config, thresholds: Any) -> Output:
+    """The HTTP API and web page with the daemon's events ([api] enabled), else nothing (nothing imported)."""
+    if not config.api.enabled:
+        return NullOutput()
+    from .api.server import ApiOutput
+
+    return ApiOutput(config, thresholds)
+
+
+def _api_key(config: Config, thresholds: Any) -> object:
+    if not config.api.enabled:
+        return config.api
+    return (config.api, config.decision, config.leds.decision_hold_seconds, thresholds)
+
+
+API_SLOT = OutputSlot("api", _api_output, _api_key)
+"""The API: rebuilt (its clients reconnect) when [api] or, while it runs, what it classifies with changes."""
+
+
 MQTT_SETTLE_SECONDS = 5.0
 """WAV input: how long the start waits for the first MQTT connection attempt's outcome, so that a
 file processed faster than real time still publishes each state change (a microphone or stdin never
@@ -92,6 +111,7 @@ def output_slots(notifier: Notifier | None = None) -> list[OutputSlot]:
         OutputSlot("leds", lambda c, t: Leds(c.leds, t), lambda c, t: (c.leds, t)),
         OutputSlot("decision_log", lambda c, t: DecisionLog(c.decision_log), lambda c, t: c.decision_log),
         OutputSlot("mqtt", lambda c, t: _mqtt_output(c, note), lambda c, t: c.mqtt),
+        API_SLOT,
     ]
 
 
@@ -123,7 +143,16 @@ def build_daemon(
     if json_stdout:
         fixed.append(StdoutJsonOutput(provisional=provisional))
     fixed += extra_outputs or []
-    return Daemon(
+
+    def chunk_hook(processor: Any) -> None:
+        if on_chunk is not None:
+            on_chunk(processor)
+        api = daemon.built.get("api")
+        levels = getattr(api, "on_chunk", None)  # the API's level meter, when it is on
+        if levels is not None:
+            levels(processor)
+
+    daemon = Daemon(
         config,
         model,
         make_source=lambda c: make_source(c.audio),
@@ -131,9 +160,10 @@ def build_daemon(
         fixed_outputs=fixed,
         notifier=notifier,
         reload_config=reload_config,
-        on_chunk=on_chunk,
+        on_chunk=chunk_hook,
         retry_first_open=retry_first_open,
     )
+    return daemon
 
 
 __all__ = ["GPIO_MODES", "build_daemon", "config_reloader", "make_source", "open_model", "use_gpio_mode"]

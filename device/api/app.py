@@ -41,7 +41,7 @@ from ..pipeline import StreamProcessor, classify_audio
 from ..vad import VadSettings
 from ..wavio import Pcm16Decoder
 from .decode import AUDIO_TYPES, UploadError, decode_upload, media_type
-from .hub import LEVEL_INTERVAL, EventHub, decision_event, level_event, state_event
+from .hub import LEVEL_INTERVAL, PENDING_EVENTS, EventHub, decision_event, level_event, state_event
 from .settings import ApiSettings, is_loopback
 
 log = logging.getLogger("voicegender.api")
@@ -53,7 +53,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 PREFIX = "/api/v1"
 MAX_UPLOADS = 2
 """Uploads read and classified at once; more get 503 (each may hold 10 MB of body and its samples)."""
-SSE_QUEUE = 256
+SSE_QUEUE = PENDING_EVENTS
 """Events buffered per SSE subscriber before it counts as stuck and is disconnected."""
 SSE_KEEPALIVE = 15.0
 """Seconds between SSE comment lines when nothing happens (keeps proxies from timing out)."""
@@ -115,6 +115,8 @@ class ApiApp:
         self._pump_task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._static = resources.files(__package__).joinpath("static")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The server's event loop, once it runs."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -139,6 +141,7 @@ class ApiApp:
                 return
 
     def start_pump(self) -> None:
+        self.loop = asyncio.get_running_loop()
         hub = self.ctx.hub
         if hub is None or self._pump_task is not None:
             return
@@ -333,7 +336,7 @@ class ApiApp:
                 )
             if not gone.is_set():
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:  # the client went away mid-send
+        except (OSError, asyncio.CancelledError):  # the client went away; the server stops
             pass
         finally:
             self.subscribers.discard(queue)

@@ -9,8 +9,11 @@ The listening socket is bound before the thread starts, so a busy port is an err
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
+import os
 import socket
 import threading
 import time
@@ -94,8 +97,9 @@ class ApiServer:
         try:
             sock = socket.create_server((s.bind.strip("[]"), s.port), family=family, reuse_port=False)
         except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise VoicegenderError(
-                f"[api] cannot listen on {s.bind} port {s.port}: {exc.strerror or exc}"
+                f"[api] cannot listen on {s.bind} port {s.port}: {reason}"
                 + ("; another program (or another voicegender) uses that port" if exc.errno == 98 else "")
             ) from None
         self._socket = sock
@@ -133,6 +137,11 @@ class ApiServer:
 
     def stop(self) -> None:
         """Stop serving (open streams are closed) and release the port."""
+        loop = self.app.loop
+        if loop is not None and self.running:
+            # End the SSE streams first: the server's graceful shutdown would wait for them.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self.app.stop_pump(), loop).result(timeout=2.0)
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
