@@ -262,7 +262,7 @@ def render_toml(config: Config | None = None) -> str:
         "# voicegender daemon configuration (/etc/voicegender/config.toml).",
         "# Every key is optional: a missing key keeps the default shown here. `voicegender doctor` checks",
         "# this file; `systemctl reload voicegender` applies [decision], [leds], [decision_log],",
-        "# [logging] and [mqtt] changes without a restart ([model], [audio] and [vad] need a restart).",
+        "# [logging], [api] and [mqtt] changes without a restart ([model], [audio] and [vad] need one).",
     ]
     for name, cls in SECTIONS.items():
         section = getattr(config, name)

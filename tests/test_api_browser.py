@@ -1,0 +1,197 @@
+"""The web page in a real browser: Debian's headless Chromium driven by selenium and chromedriver.
+
+1. The daemon (API on) hears a scripted recording on stdin; the page shows its label change from
+   male to female live, and the test takes the README's screenshot of it.
+2. ``voicegender serve`` and Chromium's fake microphone playing a WAV file: "Try it with this
+   browser's microphone" streams getUserMedia -> AudioWorklet -> 16-bit PCM over the WebSocket and
+   the page lists the right decisions.
+
+Set VOICEGENDER_SCREENSHOT to a path to keep the screenshot (the README's is made this way).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from voicegender.wavio import read_wav, write_wav
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+def browser(extra: list[str] | None = None) -> webdriver.Chrome:
+    for tool in (CHROMIUM, CHROMEDRIVER):
+        assert Path(tool).exists(), (
+            f"{tool} missing: apt install chromium chromium-driver (scripts/setup does)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    flags = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=800,900",
+    ]
+    for arg in [*flags, "--autoplay-policy=no-user-gesture-required", *(extra or [])]:
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def start(args: list[str], pattern: str, **popen: Any) -> tuple[subprocess.Popen[bytes], str, list[str]]:
+    """Start a voicegender command; (process, base URL found in its output, output lines)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voicegender.cli", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen,
+    )  # fmt: skip
+    lines: list[str] = []
+    found: queue.Queue[str] = queue.Queue()
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace")
+            lines.append(line)
+            match = re.search(pattern, line)
+            if match:
+                found.put(match.group(1))
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        return proc, found.get(timeout=60), lines
+    except queue.Empty:
+        proc.kill()
+        pytest.fail("did not start: " + "".join(lines))
+
+
+def texts(driver: webdriver.Chrome, css: str) -> list[str]:
+    return [el.get_attribute("data-label") for el in driver.find_elements(By.CSS_SELECTOR, css)]
+
+
+@pytest.fixture
+def chrome() -> Iterator[Any]:
+    drivers: list[webdriver.Chrome] = []
+
+    def make(extra: list[str] | None = None) -> webdriver.Chrome:
+        drivers.append(browser(extra))
+        return drivers[-1]
+
+    yield make
+    for driver in drivers:
+        driver.quit()
+
+
+def test_page_follows_the_daemon(chrome, fixtures_dir, tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[api]\nenabled = true\nport = 0\n[decision_log]\nenabled = false\n")
+    proc, base, lines = start(
+        ["run", "--config", str(config), "--input", "-", "--input-rate", "16000", "--gpio", "mock"],
+        r"API and web page on (http://127\.0\.0\.1:\d+)",
+        stdin=subprocess.PIPE,
+    )
+    try:
+        driver = chrome()
+        driver.get(base + "/")
+        wait = WebDriverWait(driver, 60, poll_frequency=0.1)
+        wait.until(lambda d: d.find_element(By.ID, "connection").text == "live")
+        assert driver.find_element(By.ID, "no-daemon").is_displayed() is False
+        audio, rate = read_wav(fixtures_dir / "demo_male_then_female.wav")
+        pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype("<i2").tobytes()
+        gap = bytes(2 * 2 * rate)  # 2 s of silence after each part: the utterance's final decision comes
+        split = 2 * 6 * rate  # 6 s: inside the pause between the man and the woman
+        assert proc.stdin is not None
+        proc.stdin.write(pcm[:split] + gap)
+        proc.stdin.flush()
+        label = driver.find_element(By.ID, "label")
+        wait.until(
+            lambda d: (
+                label.get_attribute("data-label") == "male" and label.get_attribute("data-final") == "true"
+            )
+        )
+        assert texts(driver, "#decisions li") == ["male"]
+        assert "on" in driver.find_element(By.ID, "led-male").get_attribute("class").split()
+        proc.stdin.write(pcm[split:] + gap)
+        proc.stdin.flush()
+        wait.until(
+            lambda d: (
+                label.get_attribute("data-label") == "female" and label.get_attribute("data-final") == "true"
+            )
+        )
+        assert texts(driver, "#decisions li") == ["female", "male"]  # newest first
+        assert "on" in driver.find_element(By.ID, "led-female").get_attribute("class").split()
+        assert "on" not in driver.find_element(By.ID, "led-male").get_attribute("class").split()
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#timeline rect")) == 2
+        p = float(driver.find_element(By.ID, "pvalue").text)
+        assert p >= 0.65
+        shot = tmp_path / "page.png"
+        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        keep = os.environ.get("VOICEGENDER_SCREENSHOT")
+        if keep:
+            shutil.copyfile(shot, keep)
+        logs = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert logs == [], logs
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, "".join(lines)
+    assert not any("Traceback" in line for line in lines), "".join(lines)
+
+
+def test_browser_microphone(chrome, fixtures_dir, tmp_path) -> None:
+    # Chromium plays this file as its microphone, in a loop: a man, a pause, a woman, a pause, again.
+    man, rate = read_wav(fixtures_dir / "male_1320.wav")
+    woman, rate2 = read_wav(fixtures_dir / "female_3575.wav")
+    assert rate == rate2
+    pause = np.zeros(2 * rate, dtype=np.float32)
+    wav = tmp_path / "talk.wav"
+    write_wav(wav, np.concatenate([man, pause, woman, pause]), rate)
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    proc, base, lines = start(
+        ["serve", "--config", str(config), "--port", "0"], r"web page on (http://127\.0\.0\.1:\d+)/"
+    )
+    try:
+        driver = chrome(
+            [
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}",
+            ]
+        )
+        driver.get(base + "/")
+        wait = WebDriverWait(driver, 90, poll_frequency=0.2)
+        wait.until(lambda d: d.find_element(By.ID, "no-daemon").is_displayed())
+        driver.find_element(By.ID, "mic-start").click()
+        wait.until(lambda d: d.find_element(By.ID, "mic-status").text.startswith("streaming at"))
+        wait.until(lambda d: len(texts(d, "#mic-decisions li")) >= 2)
+        decided = texts(driver, "#mic-decisions li")[::-1]  # oldest first
+        assert decided[:2] == ["male", "female"], decided
+        driver.find_element(By.ID, "mic-stop").click()
+        wait.until(lambda d: d.find_element(By.ID, "mic-status").text == "stopped")
+        logs = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert logs == [], logs
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, "".join(lines)
+    assert time.monotonic() > 0
