@@ -389,13 +389,14 @@ examples:
 
     p = sub.add_parser(
         "doctor",
-        help="check model, microphone, GPIO, config and permissions",
+        help="check model, microphone, GPIO, config, permissions and MQTT",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
 Check what the daemon needs, one line each, OK or FAIL with what to do: the config
 file parses, the model loads and fits the front end, the microphone records (2 s),
-the GPIO chips are usable for the LEDs, the decision log is writable. Exit status 0
-when every check passes, else 1.""",
+the GPIO chips are usable for the LEDs, the decision log is writable, and with [mqtt]
+on, the broker takes the login (and the installed service may reach it and reports no
+trouble; its dropped decisions are shown). Exit status 0 when every check passes, else 1.""",
         epilog="""\
 examples:
   voicegender doctor

@@ -24,7 +24,7 @@ class Verdict:
     """The result of one check."""
 
     name: str
-    """What was checked (config, model, microphone, gpio, permissions)."""
+    """What was checked (config, model, microphone, gpio, permissions, mqtt)."""
     ok: bool
     """True when the check passed."""
     detail: str

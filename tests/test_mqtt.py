@@ -183,6 +183,11 @@ def payloads(messages: list[Message]) -> list[str]:
     return [m.payload for m in messages]
 
 
+def live(messages: list[Message]) -> list[Message]:
+    """Without the broker's replays of retained messages to a (re)subscribing recorder."""
+    return [m for m in messages if not m.retain]
+
+
 def same_record(mqtt: dict, log: dict) -> bool:
     """The MQTT message is the decisions-log record: every field equal, the time within 1 s (each
     output reads the clock itself, microseconds apart)."""
@@ -414,6 +419,42 @@ def test_broker_killed_and_restarted_mid_run(tmp_path, clips) -> None:
     assert err.count("dropping the oldest") == 1
     assert f"connected to 127.0.0.1:{broker.port} again; 2 decisions were dropped meanwhile" in err
     assert "Traceback" not in err
+
+
+def test_broker_down_at_start_then_up_and_a_reload_moves_the_topics(tmp_path, clips) -> None:
+    # The recorder's session is made first and kept by the broker (persistent), so it gets what
+    # the daemon sends on connecting, whichever of the two reconnects first.
+    broker = Broker(tmp_path / "broker", persistent=True).start()
+    recorder = Recorder(broker, persistent=True)
+    broker.kill()  # nothing listens on its port now
+    notify = StatusListener()
+    config = write_config(tmp_path, broker, retry_max_seconds=1)
+    daemon = Daemon(config, notify)
+    try:
+        notify.wait_for(rf"mqtt: cannot reach the broker at 127.0.0.1:{broker.port} \(Connection refused\)")
+        daemon.feed(silence(0.5), clips["female"], silence(1.5))
+        assert daemon.decision()["label"] == "female"  # the daemon works without its broker
+
+        broker.start()
+        notify.wait_for(r"mqtt connected")
+        decisions = recorder.wait_for("the decision made before", lambda: recorder.on(f"{BASE}/decision"))
+        assert same_record(json.loads(decisions[0].payload), logged(tmp_path)[0])
+
+        # SIGHUP with other [mqtt] settings: the output is rebuilt, the old topics say offline.
+        write_config(tmp_path, broker, retry_max_seconds=1, base_topic="test/hall")
+        daemon.p.send_signal(signal.SIGHUP)
+        new, old = "test/hall/availability", f"{BASE}/availability"
+        recorder.wait_for("the new base topic", lambda: payloads(live(recorder.on(new))) == ["online"])
+        assert payloads(live(recorder.on(old))) == ["online", "offline"]
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+        notify.close()
+        recorder.close()
+        broker.kill()
+    err = daemon.stderr()
+    assert err.count("cannot reach the broker") == 1  # logged once, however many attempts
+    assert "configuration reloaded (rebuilt mqtt)" in err and "Traceback" not in err
 
 
 # -- credentials and TLS ---------------------------------------------------------------------------------
@@ -723,3 +764,45 @@ def test_nothing_is_imported_while_mqtt_is_off() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+# -- the Pi install --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_install_mqtt_adds_the_network_dropin_keeps_it_fresh_and_uninstall_removes_it(tmp_path) -> None:
+    import platform
+
+    from pi_helpers import FIRMWARE, SCRIPTS, bundle, need_root
+
+    need_root()
+    version = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    check = f"import sys; sys.exit('cp%d%d' % sys.version_info[:2] != '{version}')"
+    if platform.machine() != "x86_64" or subprocess.run(["/usr/bin/python3", "-c", check]).returncode:
+        pytest.skip(f"the --root install uses the bundle's x86_64-{version} wheels with /usr/bin/python3")
+    b = bundle()
+
+    def install(*args: str) -> None:
+        r = subprocess.run(
+            [str(b / "install.sh"), "--root", str(root), *args], capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr
+
+    root = tmp_path / "root"
+    dropin = root / "etc/systemd/system/voicegender.service.d/mqtt.conf"
+    shipped = (FIRMWARE / "voicegender.service.d" / "mqtt.conf").read_text()
+    install()
+    assert not dropin.exists()  # no network unless asked for
+    # The bundle carries paho-mqtt: turning [mqtt] on needs no download.
+    venv = root / "opt/voicegender/venv/bin/python"
+    r = subprocess.run(
+        [str(venv), "-c", "import paho.mqtt; print(paho.mqtt.__version__)"], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and r.stdout.startswith("2."), r.stderr
+    install("--mqtt")
+    assert dropin.read_text() == shipped
+    dropin.write_text("# an older version\n")
+    install()  # an upgrade without --mqtt refreshes it
+    assert dropin.read_text() == shipped
+    r = subprocess.run([str(SCRIPTS / "uninstall"), "--root", str(root)], capture_output=True, text=True)
+    assert r.returncode == 0 and not dropin.exists(), r.stderr
