@@ -42,10 +42,10 @@ def classify_json(name: str, d: Any) -> str:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from .audiofile import read_audio
     from .config import load_config, with_overrides
     from .pipeline import classify_audio
     from .runner import open_model
-    from .wavio import read_wav
 
     config = load_config(args.config)  # the daemon's config: same [vad], [decision], [model]
     config = with_overrides(config, {"model": {"path": args.model} if args.model else {}})
@@ -53,11 +53,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            audio, rate = read_wav(path)
-            d = classify_audio(audio, rate, model, config.vad, config.decision)
+            audio = read_audio(path)
+            for warning in audio.warnings:
+                print(f"voicegender: warning: {warning}", file=sys.stderr, flush=True)
+            d = classify_audio(audio.samples, audio.sample_rate, model, config.vad, config.decision)
         except VoicegenderError as exc:
             _error(exc)
             failed += 1
+            if args.json:  # one line per input, so a batch's output still lines up with its inputs
+                print(json.dumps({"path": str(path), "error": str(exc)}), flush=True)
             continue
         p = None if math.isnan(d.p_female) else round(d.p_female, 4)
         if args.json:
@@ -125,7 +129,7 @@ def cmd_run(args: argparse.Namespace, listen: bool = False) -> int:
 
     config = apply(load_config(args.config))
     if config.audio.input not in ("mic", "-"):
-        make_source(config.audio).close()  # a missing or broken WAV file: fail before starting up
+        make_source(config.audio).close()  # a missing or unreadable file: fail before starting up
     use_gpio_mode(args.gpio, config.leds.pwm)
     terminal = None
     if listen:

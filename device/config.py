@@ -51,7 +51,7 @@ class AudioSettings:
     """Where audio comes from ([audio] in the config)."""
 
     input: str = "mic"
-    """"mic" = a microphone (see device), a WAV file path, or "-" = raw s16le mono PCM on stdin."""
+    """"mic" = a microphone (see device), an audio file path, or "-" = raw s16le mono PCM on stdin."""
     device: str = ""
     """Microphone: part of its name or its index (see `voicegender devices`); empty = system default."""
     sample_rate: int = 0
@@ -61,7 +61,7 @@ class AudioSettings:
     queue_chunks: int = 50
     """Blocks buffered between the capture thread and the classifier before overflowing."""
     realtime: bool = True
-    """WAV input only: deliver the file at its real speed (false = as fast as possible)."""
+    """File input only: deliver the file at its real speed (false = as fast as possible)."""
     stall_seconds: float = 5.0
     """A microphone that delivers nothing for this long is treated as lost and reopened."""
     retry_max_seconds: float = 30.0
@@ -70,7 +70,7 @@ class AudioSettings:
     def __post_init__(self) -> None:
         problems = []
         if not self.input:
-            problems.append('input must be "mic", a WAV file path or "-"')
+            problems.append('input must be "mic", an audio file path or "-"')
         if self.sample_rate != 0 and not 4000 <= self.sample_rate <= 384000:
             problems.append(f"sample_rate must be 0 or 4000..384000 Hz, got {self.sample_rate}")
         if not 0.005 <= self.chunk_seconds <= 1.0:

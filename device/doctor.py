@@ -81,10 +81,14 @@ def check_microphone(config: Config, seconds: float = 2.0) -> Verdict:
     if not audio.is_microphone:
         if audio.input == "-":
             return Verdict("microphone", True, "input is stdin (raw s16le), no microphone needed")
-        exists = Path(audio.input).is_file()
-        return Verdict(
-            "microphone", exists, f"input is the file {audio.input}" + ("" if exists else ": not found")
-        )
+        from .audiofile import AudioFile
+
+        try:
+            with AudioFile(audio.input) as f:
+                what = f"{f.format}, {f.sample_rate} Hz, {f.channels} channel(s)"
+        except VoicegenderError as exc:
+            return Verdict("microphone", False, f"input is a file that cannot be read: {exc}")
+        return Verdict("microphone", True, f"input is the file {audio.input} ({what})")
     from .runner import make_source
 
     source = make_source(audio)

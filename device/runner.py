@@ -21,7 +21,7 @@ from .model import DEFAULT_MODEL, Model, load_model
 from .mqtt import MqttOutput
 from .notify import Notifier
 from .outputs import StdoutJsonOutput
-from .sources import AudioSource, MicSource, StdinSource, WavSource
+from .sources import AudioSource, FileSource, MicSource, StdinSource
 
 GPIO_MODES = ("auto", "mock", "off")
 
@@ -37,11 +37,11 @@ def use_gpio_mode(mode: str, pwm: bool) -> None:
 
 
 FAST_CHUNK_SECONDS = 1.0
-"""Chunk length for WAV input processed as fast as possible."""
+"""Chunk length for file input processed as fast as possible."""
 
 
 def make_source(audio: AudioSettings) -> AudioSource:
-    """The (unopened) source for ``[audio] input``: "mic", "-" (raw s16le on stdin) or a WAV path."""
+    """The (unopened) source for ``[audio] input``: "mic", "-" (raw s16le on stdin) or an audio file."""
     if audio.input == "-":
         # Unbuffered: a reader thread blocked in sys.stdin.buffer holds its lock, and the interpreter
         # aborts at exit ("could not acquire lock ... at interpreter shutdown"); a raw read does not.
@@ -60,7 +60,7 @@ def make_source(audio: AudioSettings) -> AudioSource:
     # Unpaced (--fast), nothing waits for a chunk, so read big ones: per-chunk overhead then stops
     # mattering, and the decisions are the same for any chunk size.
     chunk = audio.chunk_seconds if audio.realtime else max(audio.chunk_seconds, FAST_CHUNK_SECONDS)
-    return WavSource(Path(audio.input), realtime=audio.realtime, chunk_seconds=chunk)
+    return FileSource(Path(audio.input), realtime=audio.realtime, chunk_seconds=chunk)
 
 
 def model_path(config: Config) -> Path:

@@ -1,4 +1,4 @@
-"""Where the daemon's audio comes from: a WAV file, raw PCM on stdin, or a microphone.
+"""Where the daemon's audio comes from: an audio file, raw PCM on stdin, or a microphone.
 
 Every source has ``name``, ``sample_rate`` (its native rate; the pipeline resamples to 16 kHz),
 ``overflows`` (chunks dropped or overflowed so far), ``open()``, ``read(timeout)``, an idempotent
@@ -6,12 +6,17 @@ Every source has ``name``, ``sample_rate`` (its native rate; the pipeline resamp
 mono chunk in [-1, 1] at ``sample_rate``, or None when nothing arrived within ``timeout`` seconds;
 it raises :class:`SourceEnded` at the end of a file or stdin, and :class:`SourceLost` when a
 microphone disappears or fails. sounddevice (PortAudio) is imported only by the microphone code.
+
+Each source logs (logger ``voicegender.sources``) once when it opens at a rate below 16 kHz, which
+lacks part of the band the model uses, and a file source once when its channels carry different
+sound (see ``audiofile.ChannelCheck``).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import queue
 import sys
@@ -23,9 +28,12 @@ from typing import Any, BinaryIO, NoReturn, Protocol
 
 import numpy as np
 
+from .audiofile import AUDIO_SUFFIXES, AudioFile, low_rate_warning
 from .errors import VoicegenderError
 from .resample import check_rate
-from .wavio import Pcm16Decoder, WavReader
+from .wavio import Pcm16Decoder
+
+log = logging.getLogger(__name__)
 
 
 class SourceEnded(Exception):
@@ -87,15 +95,23 @@ def _chunk_frames(sample_rate: int, chunk_seconds: float) -> int:
     return max(1, round(sample_rate * chunk_seconds))
 
 
-# -- WAV files ------------------------------------------------------------------------------------------
+def _warn_low_rate(name: str, sample_rate: int) -> None:
+    message = low_rate_warning(name, sample_rate)
+    if message:
+        log.warning("%s", message)
 
 
-class WavSource(_Source):
-    """A WAV file (any format wavio reads), read in chunks without loading it whole.
+# -- audio files ----------------------------------------------------------------------------------------
 
-    With ``realtime`` the chunks are paced at wall-clock speed, as a microphone would deliver them:
+
+class FileSource(_Source):
+    """An audio file (WAV, FLAC, Ogg, MP3, and what ffmpeg reads: see ``audiofile``), read in chunks.
+
+    The file is decoded a chunk at a time, never loaded whole, whatever its format. With
+    ``realtime`` the chunks are paced at wall-clock speed, as a microphone would deliver them:
     chunk k is returned once the audio up to its end would have been spoken, timed from ``open()``
-    (so sleeping or slow reads never accumulate drift). Otherwise chunks come as fast as they are read.
+    (so sleeping or slow reads never accumulate drift). Otherwise chunks come as fast as they are
+    read. Warnings about the file (sample rate, channels) are logged once per ``open()``.
     """
 
     def __init__(
@@ -105,13 +121,15 @@ class WavSource(_Source):
         self.name = str(self.path)
         self.realtime = realtime
         self.chunk_seconds = _check_chunk_seconds(chunk_seconds)
-        with WavReader(self.path) as header:  # fail early, naming the file, if it is not a usable WAV
+        with AudioFile(self.path) as header:  # fail early, naming the file, if it cannot be read
             self.sample_rate = header.sample_rate
+            self.format = header.format
+            """What the file is, e.g. 'WAV (pcm16)', 'FLAC (PCM_16)', 'aac in mov'."""
             self.duration = header.duration
-            """Length of the file in seconds."""
+            """Length of the file in seconds (None when only decoding it tells)."""
         self.overflows = 0
         self._chunk = _chunk_frames(self.sample_rate, self.chunk_seconds)
-        self._reader: WavReader | None = None
+        self._reader: AudioFile | None = None
         self._pending: np.ndarray | None = None
         self._emitted = 0
         self._t0 = 0.0
@@ -119,10 +137,16 @@ class WavSource(_Source):
     def open(self) -> None:
         if self._reader is not None:
             return
-        self._reader = WavReader(self.path)
+        self._reader = AudioFile(self.path)
         self._pending = None
         self._emitted = 0
         self._t0 = time.monotonic()
+        self._log_warnings()
+
+    def _log_warnings(self) -> None:
+        assert self._reader is not None
+        for message in self._reader.take_warnings():
+            log.warning("%s", message)
 
     def read(self, timeout: float) -> np.ndarray | None:
         reader = self._reader
@@ -130,6 +154,7 @@ class WavSource(_Source):
             raise VoicegenderError(f"{self.name}: read() before open()")
         if self._pending is None:
             chunk = reader.read(self._chunk)
+            self._log_warnings()
             if chunk.size == 0:
                 raise SourceEnded(self.name)
             self._pending = chunk
@@ -188,6 +213,7 @@ class StdinSource(_Source):
     def open(self) -> None:
         if self._thread is not None:
             return
+        _warn_low_rate(self.name, self.sample_rate)
         stream = self._stream if self._stream is not None else sys.stdin.buffer
         # Daemon thread: a read blocked on an idle pipe cannot be interrupted, and must not keep
         # the process alive after the daemon stops.
@@ -481,6 +507,8 @@ class MicSource(_Source):
             raise SourceLost(f"microphone {self.name!r}: cannot start recording: {exc}") from None
         self._opened_at = time.monotonic()
         self._stream = stream
+        if not self._was_open:  # once, not at every reconnection
+            _warn_low_rate(f"microphone {self.name!r}", rate)
         self._was_open = True
         with _streams_lock:
             _open_streams += 1
@@ -577,17 +605,17 @@ def open_source(
     chunk_seconds: float = 0.1,
     queue_chunks: int = 50,
 ) -> AudioSource:
-    """The source for an ``--input`` value: "-" (raw s16le stdin), "mic", or a WAV file path.
+    """The source for an ``--input`` value: "-" (raw s16le stdin), "mic", or an audio file path.
 
     The source is not opened yet: use it in a ``with`` block or call ``open()``. ``sample_rate`` is
-    stdin's rate (default 16000) or the microphone's (default: the device's own); a WAV file has
-    its own rate.
+    stdin's rate (default 16000) or the microphone's (default: the device's own); a file has its
+    own rate.
     """
     if spec == "-":
         return StdinSource(sample_rate or 16000, chunk_seconds, queue_chunks=queue_chunks)
     if spec == "mic":
         return MicSource(device, sample_rate, chunk_seconds, queue_chunks)
     path = Path(spec)
-    if path.exists() or path.suffix.lower() == ".wav":
-        return WavSource(path, realtime=realtime, chunk_seconds=chunk_seconds)
-    raise VoicegenderError(f"input {spec!r}: expected '-' (stdin), 'mic' or an existing WAV file")
+    if path.exists() or path.suffix.lower() in AUDIO_SUFFIXES:
+        return FileSource(path, realtime=realtime, chunk_seconds=chunk_seconds)
+    raise VoicegenderError(f"input {spec!r}: expected '-' (stdin), 'mic' or an existing audio file")

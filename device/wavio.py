@@ -14,7 +14,9 @@ Decisions about awkward files:
 - Chunks after the data chunk are not read; a trailing partial frame is ignored.
 - A file with no samples is an error ("contains no audio").
 
-Every problem raises :class:`WavError` (a VoicegenderError) with one line naming the file. On the
+Every problem raises :class:`WavError` (a VoicegenderError) with one line naming the file; a valid
+file in an encoding or variant this parser does not decode (A-law, ADPCM, RF64, ...) raises its
+subclass :class:`UnsupportedWav`, which ``audiofile`` hands to libsndfile or ffmpeg instead. On the
 device, audio is only ever read: ``write_wav`` exists for tests and benchmarks, and the daemon never
 writes audio to disk.
 """
@@ -61,8 +63,16 @@ class WavError(VoicegenderError):
     """A WAV file could not be read; the message names the file and the problem."""
 
 
+class UnsupportedWav(WavError):
+    """A well-formed WAV (or RF64/RIFX/BW64) file in an encoding this parser does not decode."""
+
+
 def _fail(name: str, problem: str) -> WavError:
     return WavError(f"{name}: {problem}")
+
+
+def _unsupported(name: str, problem: str) -> UnsupportedWav:
+    return UnsupportedWav(f"{name}: {problem}")
 
 
 def _format_name(tag: int) -> str:
@@ -99,7 +109,7 @@ class WavReader:
             raise _fail(path, "file is empty")
         head = self._read_up_to(12)
         if head[:4] in (b"RF64", b"RIFX", b"BW64"):
-            raise _fail(path, f"{head[:4].decode()} files are not supported (only little-endian RIFF)")
+            raise _unsupported(path, f"{head[:4].decode()} files are not supported (only little-endian RIFF)")
         if not (head[:4] == b"RIFF" or (len(head) < 4 and b"RIFF".startswith(head))):
             raise _fail(path, f"not a RIFF/WAVE file (starts with {head[:4]!r})")
         if len(head) < 12:
@@ -161,24 +171,28 @@ class WavReader:
             valid_bits = struct.unpack("<H", fmt[18:20])[0]
             guid = fmt[24:40]
             if guid[2:] != _GUID_TAIL:
-                raise _fail(path, f"unsupported encoding: WAVE_FORMAT_EXTENSIBLE sub-format {guid.hex()}")
+                raise _unsupported(
+                    path, f"unsupported encoding: WAVE_FORMAT_EXTENSIBLE sub-format {guid.hex()}"
+                )
             tag = struct.unpack("<H", guid[:2])[0]
             if valid_bits:
                 bits = valid_bits
         if tag not in (_PCM, _FLOAT):
-            raise _fail(path, f"unsupported encoding: {_format_name(tag)}; convert it to PCM or float WAV")
+            raise _unsupported(
+                path, f"unsupported encoding: {_format_name(tag)}; convert it to PCM or float WAV"
+            )
         if channels == 0:
             raise _fail(path, "has zero channels")
         if not MIN_RATE <= rate <= MAX_RATE:
             raise _fail(path, f"sample rate {rate} Hz is outside the supported {MIN_RATE}..{MAX_RATE} Hz")
         if tag == _PCM:
             if not 8 <= container_bits <= 32 or not 1 <= bits <= container_bits:
-                raise _fail(path, f"unsupported PCM sample size: {bits} bits in {container_bits}")
+                raise _unsupported(path, f"unsupported PCM sample size: {bits} bits in {container_bits}")
             width = (container_bits + 7) // 8
             kind = "u8" if width == 1 else f"pcm{8 * width}"
         else:
             if container_bits not in (32, 64) or bits != container_bits:
-                raise _fail(path, f"unsupported float sample size: {bits} bits (need 32 or 64)")
+                raise _unsupported(path, f"unsupported float sample size: {bits} bits (need 32 or 64)")
             width = container_bits // 8
             kind = f"float{container_bits}"
         if block_align != channels * width:
@@ -217,9 +231,13 @@ class WavReader:
 
     def read(self, n: int | None = None) -> np.ndarray:
         """The next ``n`` frames (all remaining when None) as float32 mono; fewer at the end, empty after."""
+        return mix_to_mono(self.read_frames(n))
+
+    def read_frames(self, n: int | None = None) -> np.ndarray:
+        """Like ``read`` but every channel: float32 of shape (frames, channels)."""
         left = self.n_frames - self.position
         n = left if n is None else max(0, min(int(n), left))
-        out = np.empty(n, dtype=np.float32)
+        out = np.empty((n, self.channels), dtype=np.float32)
         step = max(1, _READ_BLOCK_BYTES // self._block_align)
         for i in range(0, n, step):
             k = min(step, n - i)
@@ -254,9 +272,7 @@ class WavReader:
             if not np.isfinite(x).all():
                 raise _fail(self._name, "contains NaN or infinite samples")
             x = np.clip(x, -1.0, 1.0).astype(np.float32, copy=False)
-        if self.channels > 1:
-            x = x.reshape(frames, self.channels).mean(axis=1, dtype=np.float32)
-        return x
+        return x.reshape(frames, self.channels)
 
     def close(self) -> None:
         self._file.close()
@@ -283,6 +299,13 @@ def _open(path: Path, name: str) -> BinaryIO:
         return open(path, "rb")  # closed by WavReader.close
     except OSError as exc:
         raise _fail(name, f"cannot open: {exc.strerror or exc}") from None
+
+
+def mix_to_mono(frames: np.ndarray) -> np.ndarray:
+    """(frames, channels) float32 to mono: the mean of the channels (the array itself when mono)."""
+    if frames.shape[1] == 1:
+        return frames[:, 0]
+    return frames.mean(axis=1, dtype=np.float32)
 
 
 def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:

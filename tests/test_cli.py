@@ -79,16 +79,17 @@ def test_classify_good_and_bad_files(tmp_path, fixtures_dir, fake_model, capsys)
     assert main(["classify", "--json", *map(str, files)]) == 1
     out, err = capsys.readouterr()
     records = [json.loads(line) for line in out.splitlines()]
-    assert [(Path(r["path"]).name, r["label"]) for r in records] == [
-        ("male_1320.wav", "male"),
-        ("female_3575.wav", "female"),
-        ("silent.wav", "no_speech"),
-    ]
-    assert records[0]["p_female"] < 0.35 < 0.65 < records[1]["p_female"] and records[2]["p_female"] is None
-    assert 3.5 < records[0]["speech_seconds"] <= 5.0 and records[2]["speech_seconds"] == 0.0
+    assert [r["path"] for r in records] == list(map(str, files))  # one line per input, in order
+    assert [r.get("label") for r in records] == ["male", None, None, "female", "no_speech"]
+    decided = [records[i] for i in (0, 3, 4)]
+    assert decided[0]["p_female"] < 0.35 < 0.65 < decided[1]["p_female"] and decided[2]["p_female"] is None
+    assert 3.5 < decided[0]["speech_seconds"] <= 5.0 and decided[2]["speech_seconds"] == 0.0
     errors = err.strip().splitlines()
     assert len(errors) == 2 and all(e.startswith("voicegender: error: ") for e in errors)
     assert "notes.wav" in errors[0] and "absent.wav" in errors[1]
+    # The failed inputs' records carry the same one-line message and nothing else.
+    assert [set(records[i]) for i in (1, 2)] == [{"path", "error"}] * 2
+    assert [records[i]["error"] for i in (1, 2)] == [e.removeprefix("voicegender: error: ") for e in errors]
 
 
 def test_classify_text_output(fixtures_dir, fake_model, capsys) -> None:
@@ -426,7 +427,7 @@ def test_doctor_reports_failures(tmp_path, capsys) -> None:
     lines = {line.split()[1].rstrip(":"): line for line in capsys.readouterr().out.splitlines()}
     assert lines["config"].startswith("OK")
     assert lines["model"].startswith("FAIL") and "absent" in lines["model"]
-    assert lines["microphone"].startswith("FAIL") and "not found" in lines["microphone"]
+    assert lines["microphone"].startswith("FAIL") and "input.wav: no such file" in lines["microphone"]
     assert lines["permissions"].startswith("FAIL") and "is not a directory" in lines["permissions"]
 
 

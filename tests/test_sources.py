@@ -1,8 +1,10 @@
-"""Audio sources: WAV files (paced and fast), raw PCM on a pipe, and microphones via a fake sounddevice."""
+"""Audio sources: audio files (paced and fast), raw PCM on a pipe, and microphones via a fake sounddevice."""
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -12,15 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 
 from voicegender import sources
+from voicegender.audiofile import low_rate_warning, read_audio
 from voicegender.errors import VoicegenderError
 from voicegender.sources import (
+    FileSource,
     MicSource,
     SourceEnded,
     SourceLost,
     StdinSource,
-    WavSource,
     list_input_devices,
     open_source,
 )
@@ -53,13 +57,13 @@ def tone_wav(tmp_path: Path) -> Path:
     return path
 
 
-# -- WavSource ------------------------------------------------------------------------------------------
+# -- FileSource ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("chunk_seconds", [0.001, 0.01, 0.1, 0.37, 2.0])
 def test_wav_chunks_concatenate_to_the_whole_file(tone_wav: Path, chunk_seconds: float) -> None:
     expected, sr = read_wav(tone_wav)
-    with WavSource(tone_wav, realtime=False, chunk_seconds=chunk_seconds) as src:
+    with FileSource(tone_wav, realtime=False, chunk_seconds=chunk_seconds) as src:
         assert src.sample_rate == sr == 8000
         chunks = drain(src)
     assert all(c.dtype == np.float32 and c.ndim == 1 for c in chunks)
@@ -70,19 +74,19 @@ def test_wav_chunks_concatenate_to_the_whole_file(tone_wav: Path, chunk_seconds:
 def test_wav_fixture_reads_back_exactly(fixtures_dir: Path) -> None:
     path = fixtures_dir / "female_3575.wav"
     expected, sr = read_wav(path)
-    with WavSource(path, realtime=False) as src:
+    with FileSource(path, realtime=False) as src:
         assert (src.sample_rate, src.name) == (sr, str(path))
         got = np.concatenate(drain(src))
     np.testing.assert_array_equal(got, expected)
 
 
 def test_wav_realtime_is_paced_at_wall_clock_speed_and_fast_mode_is_not(tone_wav: Path) -> None:
-    with WavSource(tone_wav, realtime=True, chunk_seconds=0.1) as src:
+    with FileSource(tone_wav, realtime=True, chunk_seconds=0.1) as src:
         t0 = time.monotonic()
         assert src.read(0.01) is None  # the first 0.1 s has not "happened" yet
         paced = drain(src, timeout=0.5)
         paced_time = time.monotonic() - t0
-    with WavSource(tone_wav, realtime=False, chunk_seconds=0.1) as src:
+    with FileSource(tone_wav, realtime=False, chunk_seconds=0.1) as src:
         t0 = time.monotonic()
         fast = drain(src)
         fast_time = time.monotonic() - t0
@@ -93,7 +97,7 @@ def test_wav_realtime_is_paced_at_wall_clock_speed_and_fast_mode_is_not(tone_wav
 
 def test_wav_realtime_does_not_drift_when_the_reader_is_late(tone_wav: Path) -> None:
     # Reading late catches up at once (chunks are due by the clock, not 0.1 s after the last read).
-    with WavSource(tone_wav, realtime=True, chunk_seconds=0.1) as src:
+    with FileSource(tone_wav, realtime=True, chunk_seconds=0.1) as src:
         t0 = time.monotonic()
         time.sleep(0.35)
         got = [src.read(0.0) for _ in range(3)]
@@ -104,7 +108,7 @@ def test_wav_realtime_does_not_drift_when_the_reader_is_late(tone_wav: Path) -> 
 
 
 def test_wav_end_raises_source_ended_every_time(tone_wav: Path) -> None:
-    with WavSource(tone_wav, realtime=False, chunk_seconds=1.0) as src:
+    with FileSource(tone_wav, realtime=False, chunk_seconds=1.0) as src:
         assert src.read(0.1) is not None
         for _ in range(2):
             with pytest.raises(SourceEnded):
@@ -112,7 +116,7 @@ def test_wav_end_raises_source_ended_every_time(tone_wav: Path) -> None:
 
 
 def test_wav_close_is_idempotent_and_reading_closed_is_an_error(tone_wav: Path) -> None:
-    src = WavSource(tone_wav, realtime=False)
+    src = FileSource(tone_wav, realtime=False)
     src.open()
     src.close()
     src.close()
@@ -125,17 +129,86 @@ def test_wav_bad_file_is_an_error_naming_it(tmp_path: Path, content: bytes) -> N
     bad = tmp_path / "broken.wav"
     bad.write_bytes(content)
     with pytest.raises(VoicegenderError, match=r"broken\.wav"):
-        WavSource(bad).open()
+        FileSource(bad).open()
 
 
 def test_wav_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(VoicegenderError, match=r"nothere\.wav"):
-        WavSource(tmp_path / "nothere.wav").open()
+        FileSource(tmp_path / "nothere.wav").open()
 
 
 def test_chunk_seconds_is_checked(tone_wav: Path) -> None:
     with pytest.raises(VoicegenderError, match="chunk_seconds"):
-        WavSource(tone_wav, chunk_seconds=0)
+        FileSource(tone_wav, chunk_seconds=0)
+
+
+def test_a_flac_file_gives_exactly_the_wavs_chunks(tone_wav: Path, tmp_path: Path) -> None:
+    stereo, rate = soundfile.read(tone_wav, dtype="float32")
+    flac = tmp_path / "tone.flac"
+    soundfile.write(flac, stereo, rate)  # 16-bit in, 16-bit FLAC: lossless
+    with FileSource(tone_wav, realtime=False, chunk_seconds=0.03) as wav:
+        expected = drain(wav)
+    with FileSource(flac, realtime=False, chunk_seconds=0.03) as src:
+        assert (src.sample_rate, src.format) == (8000, "FLAC (PCM_16)")
+        got = drain(src)
+    assert [c.size for c in got] == [c.size for c in expected]
+    np.testing.assert_array_equal(np.concatenate(got), np.concatenate(expected))
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+@pytest.mark.parametrize("realtime", [False, True])
+def test_an_m4a_file_streams_through_ffmpeg(fixtures_dir: Path, tmp_path: Path, realtime: bool) -> None:
+    m4a = tmp_path / "talk.m4a"
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(fixtures_dir / "male_1320.wav"), "-t", "1.5"]
+    subprocess.run([*command, "-c:a", "aac", "-b:a", "64k", str(m4a)], check=True)
+    whole = read_audio(m4a).samples
+    with FileSource(m4a, realtime=realtime, chunk_seconds=0.1) as src:
+        assert src.sample_rate == 16000 and src.format == "aac in mov" and src.duration is None
+        t0 = time.monotonic()
+        got = np.concatenate(drain(src, timeout=0.5))
+        took = time.monotonic() - t0
+    np.testing.assert_array_equal(got, whole)
+    if realtime:  # paced at the speed of speech: 1.5 s of it (and AAC's padding) take as long
+        assert took >= 1.4
+
+
+def test_file_sources_warn_once_about_low_rates_and_mixed_talkers(
+    tmp_path: Path, fixtures_dir: Path, caplog
+) -> None:
+    male, female = (read_wav(fixtures_dir / f"{n}.wav")[0] for n in ("male_1320", "female_3575"))
+    n = min(male.size, female.size)
+    two_talkers = tmp_path / "interview.ogg"
+    soundfile.write(two_talkers, np.stack([male[:n], female[:n]], axis=1), 16000)
+    phone = tmp_path / "phone.wav"
+    write_wav(phone, male[::2], 8000)
+    with caplog.at_level(logging.WARNING, logger="voicegender.sources"):
+        for path in (two_talkers, phone, fixtures_dir / "male_1320.wav"):
+            with FileSource(path, realtime=False, chunk_seconds=0.1) as src:
+                drain(src)
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert said[1] == (logging.WARNING, low_rate_warning(str(phone), 8000))
+    assert len(said) == 2 and said[0][1].startswith(f"{two_talkers}: its 2 channels carry different sound")
+
+
+def test_stdin_and_microphones_below_16khz_are_warned_about(fake_sd, caplog, pipe) -> None:
+    reader, writer = pipe
+    writer.close()
+    with caplog.at_level(logging.WARNING, logger="voicegender.sources"):
+        with StdinSource(sample_rate=8000, stream=reader):
+            pass
+        with StdinSource(sample_rate=16000, stream=reader):
+            pass
+        mic = MicSource(device="usb", sample_rate=11025)
+        with mic:
+            pass
+        with mic:  # reopened (e.g. after it was lost): not said again
+            pass
+        with MicSource(device="usb"):  # 48 kHz
+            pass
+    assert [r.getMessage() for r in caplog.records] == [
+        low_rate_warning("stdin", 8000),
+        low_rate_warning(f"microphone {mic.name!r}", 11025),
+    ]
 
 
 # -- StdinSource ----------------------------------------------------------------------------------------
@@ -568,7 +641,7 @@ def test_open_source_picks_the_source(tone_wav: Path) -> None:
     mic = open_source("mic", device="usb", sample_rate=16000, queue_chunks=7)
     assert isinstance(mic, MicSource) and (mic.device, mic.sample_rate, mic.queue_chunks) == ("usb", 16000, 7)
     wav = open_source(str(tone_wav), realtime=False, chunk_seconds=0.2)
-    assert isinstance(wav, WavSource) and not wav.realtime and wav.sample_rate == 8000
+    assert isinstance(wav, FileSource) and not wav.realtime and wav.sample_rate == 8000
     with wav:
         assert wav.read(0.1).size == 1600
 
@@ -576,8 +649,9 @@ def test_open_source_picks_the_source(tone_wav: Path) -> None:
 def test_open_source_rejects_unknown_inputs(tmp_path: Path) -> None:
     with pytest.raises(VoicegenderError, match="expected '-'"):
         open_source("microphone")
-    with pytest.raises(VoicegenderError, match=r"missing\.wav"):
-        open_source(str(tmp_path / "missing.wav"))
+    for name in ("missing.wav", "missing.flac", "missing.m4a"):
+        with pytest.raises(VoicegenderError, match=r"missing\.\w+: no such file"):
+            open_source(str(tmp_path / name))
     raw = tmp_path / "speech.raw"
     raw.write_bytes(b"\x00\x01" * 100)
     with pytest.raises(VoicegenderError, match=r"speech\.raw"):
