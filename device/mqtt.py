@@ -277,6 +277,7 @@ class MqttLink:
         self._online = False  # the broker accepted us and the connection stands
         self._resync = False  # just connected: send discovery, availability and every state
         self._rediscover = False  # Home Assistant came back: send discovery and every state again
+        self._states_lost = False  # a state change fell out of the full queue: send every state again
         # (MQTTMessageInfo, is a decision) of queued messages handed to paho and not acknowledged yet;
         # at most queue_size, so a connection that died unnoticed cannot make paho hoard messages.
         self._unacked: list[tuple[Any, bool]] = []
@@ -318,6 +319,8 @@ class MqttLink:
         while len(self._queue) > self.settings.queue_size:
             if self._queue.popleft().decision:
                 dropped += 1
+            else:
+                self._states_lost = True  # not lost for good: the latest values go out again
         self.dropped += dropped
         self._outage_drops += dropped
         return dropped
@@ -468,13 +471,14 @@ class MqttLink:
         qos = self.settings.qos
         with self._lock:
             resync, rediscover = self._resync, self._rediscover
-            self._resync = self._rediscover = False
-            snapshot = dict(self._states) if resync or rediscover else None
+            snapshot = dict(self._states) if resync or rediscover or self._states_lost else None
+            self._resync = self._rediscover = self._states_lost = False
             if snapshot is not None:  # the latest values supersede queued state changes
                 self._queue = deque(m for m in self._queue if m.decision)
         if snapshot is not None:
-            for topic, config in ha.discovery_configs(self.topics, qos):
-                self._client.publish(topic, json.dumps(config), qos, retain=True)
+            if resync or rediscover:
+                for topic, config in ha.discovery_configs(self.topics, qos):
+                    self._client.publish(topic, json.dumps(config), qos, retain=True)
             if resync:
                 self._client.publish(self.topics.availability, ha.ONLINE, qos, retain=True)
             for key, value in snapshot.items():
