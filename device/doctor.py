@@ -203,8 +203,10 @@ def check_mqtt(config: Config, service: Callable[[], dict[str, str]] = service_p
         return Verdict(
             "mqtt",
             False,
-            f"{detail}, but {SERVICE} has no network (PrivateNetwork=yes); "
-            "run sudo /opt/voicegender/install.sh --mqtt, then sudo systemctl restart voicegender",
+            f"{detail}, but {SERVICE} has no network (PrivateNetwork=yes); run the bundle's "
+            "install.sh --mqtt, or copy /opt/voicegender/voicegender.service.d/mqtt.conf to "
+            "/etc/systemd/system/voicegender.service.d/, then sudo systemctl daemon-reload and "
+            "sudo systemctl restart voicegender",
         )
     # The service's STATUS= ends with its MQTT note: "mqtt connected[, N decisions dropped]" or
     # "mqtt: <what is wrong>[, ...]".

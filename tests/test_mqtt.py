@@ -793,6 +793,7 @@ def test_install_mqtt_adds_the_network_dropin_keeps_it_fresh_and_uninstall_remov
     shipped = (FIRMWARE / "voicegender.service.d" / "mqtt.conf").read_text()
     install()
     assert not dropin.exists()  # no network unless asked for
+    assert (root / "opt/voicegender/voicegender.service.d/mqtt.conf").read_text() == shipped  # for later
     # The bundle carries paho-mqtt: turning [mqtt] on needs no download.
     venv = root / "opt/voicegender/venv/bin/python"
     r = subprocess.run(
