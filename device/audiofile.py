@@ -74,8 +74,9 @@ class AudioFileError(VoicegenderError):
     """An audio file could not be read; the message names the file and the problem."""
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+def _one_line(exc: BaseException | str) -> str:
+    """A message on one line, without a closing full stop (it goes inside a longer line)."""
+    text = " ".join(str(exc).split()).rstrip(".")
     return text or type(exc).__name__
 
 
@@ -296,7 +297,8 @@ class _Soundfile:
     def __init__(self, sf: ModuleType, path: Path, display: str) -> None:
         self._display = display
         try:
-            self._file = sf.SoundFile(os.fspath(path))
+            with _stderr_muted():  # libmpg123 prints its doubts about an MP3's header to stderr
+                self._file = sf.SoundFile(os.fspath(path))
         except (RuntimeError, ValueError, TypeError, OSError) as exc:
             # LibsndfileError's own text repeats the path; error_string is just the reason.
             raise _Failed(_one_line(getattr(exc, "error_string", None) or exc)) from None
@@ -408,7 +410,7 @@ class _Ffmpeg:
         if code != 0:
             self._stderr.seek(0)
             lines = self._stderr.read().decode(errors="replace").strip().splitlines()
-            why = lines[-1] if lines else f"exit status {code}"
+            why = _ffmpeg_reason(lines, self._url) if lines else f"exit status {code}"
             self.close()
             raise AudioFileError(f"{self._display}: ffmpeg cannot decode it: {why}")
         if self._bytes_out < 4 * self.channels:
@@ -427,6 +429,11 @@ class _Ffmpeg:
             self._stderr = None
 
 
+def _ffmpeg_reason(lines: list[str], url: str) -> str:
+    """ffmpeg's last error line, without the file name it starts with (the message names it)."""
+    return _one_line(lines[-1].removeprefix(f"{url}: "))
+
+
 def _probe(ffprobe: str, url: str) -> dict[str, Any]:
     command = [ffprobe, "-v", "error", "-select_streams", "a:0", "-of", "json"]
     command += ["-show_entries", "stream=codec_name,sample_rate,channels:format=format_name", url]
@@ -438,7 +445,7 @@ def _probe(ffprobe: str, url: str) -> dict[str, Any]:
         raise _Failed(f"cannot run ffprobe: {_one_line(exc)}") from None
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()
-        raise _Failed(lines[-1] if lines else f"ffprobe exit status {done.returncode}")
+        raise _Failed(_ffmpeg_reason(lines, url) if lines else f"ffprobe exit status {done.returncode}")
     try:
         info = json.loads(done.stdout)
         streams = info.get("streams") or []

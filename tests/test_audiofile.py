@@ -162,6 +162,14 @@ def test_chunked_reads_equal_the_whole_file_and_stderr_stays_clean(long_clips, c
     assert capfd.readouterr().err == ""
 
 
+def test_a_cut_off_mp3_reads_without_noise_on_stderr(long_clips, tmp_path: Path, capfd) -> None:
+    data = long_clips["mp3_low"].read_bytes()
+    path = tmp_path / "cut.mp3"
+    path.write_bytes(data[: len(data) // 3])  # its header still claims the whole length
+    assert 5.0 < read_audio(path).samples.size / 16000 < 8.0
+    assert capfd.readouterr().err == ""
+
+
 @needs_ffmpeg
 @pytest.mark.parametrize("codec", ["vorbis", "mp3", "mp3_low"])
 def test_soundfile_and_ffmpeg_decode_long_files_alike(long_clips, codec: str) -> None:
@@ -243,6 +251,20 @@ def test_without_soundfile_and_ffmpeg_one_line_names_the_file_and_what_is_readab
     # WAV needs neither.
     assert read_audio(fixtures_dir / "male_1320.wav").sample_rate == 16000
     assert readable_formats() == "WAV only"
+
+
+def test_a_wav_encoding_only_soundfile_reads_names_the_encoding_and_the_fix(
+    tmp_path: Path, monkeypatch
+) -> None:
+    path = tmp_path / "alaw.wav"
+    soundfile.write(path, np.zeros(800), 8000, subtype="ALAW")
+    monkeypatch.setitem(sys.modules, "soundfile", None)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    with pytest.raises(AudioFileError) as err:
+        read_audio(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: unsupported encoding: A-law (format tag 0x0006)")
+    assert "reading it needs soundfile or ffmpeg" in message and "pip install soundfile" in message
 
 
 @needs_ffmpeg
