@@ -11,9 +11,10 @@ Three decoders, tried in this order, each only if it is there:
   resampling and the downmix stay ours, as for every other input.
 
 Every decoder reads lazily, so memory stays bounded whatever the length of the file (a paced
-``run --input`` of an hour-long file holds one chunk, not the hour): ``wavio`` reads the bytes it
-needs, libsndfile decodes block by block, and ffmpeg streams raw float samples through a pipe
-(its stderr goes to a temporary file, so a chatty decoder cannot block on a full pipe). Decoding
+``run --input`` of an hour-long file holds at most about 2 s of it, not the hour): ``wavio`` reads
+the bytes it needs, libsndfile decodes in fixed blocks (see ``_Soundfile``), and ffmpeg streams
+raw float samples through a pipe (its stderr goes to a temporary file, so a chatty decoder cannot
+block on a full pipe). Decoding
 a compressed file up front would have been simpler, but an hour of 48 kHz stereo is 1.4 GB of
 float32, more than a Pi 3 has.
 
@@ -248,6 +249,7 @@ class ChannelCheck:
 
 
 class _Decoder(Protocol):
+    name: str
     sample_rate: int
     channels: int
     frames: int | None
@@ -560,7 +562,7 @@ class AudioFile:
         except BaseException:
             d.close()
             raise
-        self.decoder: str = d.name  # type: ignore[attr-defined]
+        self.decoder = d.name
         """Which decoder reads it: 'wav', 'soundfile' or 'ffmpeg'."""
         self.format = d.format
         """What the decoder says the file is, e.g. 'FLAC (PCM_16)', 'Ogg Opus', 'aac in mov'."""
