@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 
 import numpy as np
 
@@ -56,7 +57,11 @@ class StreamProcessor:
             origin,
         )
         thresholds = thresholds or decision.thresholds(meta.thresholds)
-        self.decider = UtteranceDecider(decision, thresholds, clock, self._score)
+        # The decider calls back through a weak reference: a bound method would make a cycle that
+        # keeps every stage's buffers alive until the cyclic garbage collector runs (an API server
+        # makes a processor per stream and per upload).
+        score = weakref.WeakMethod(self._score)
+        self.decider = UtteranceDecider(decision, thresholds, clock, lambda start: score()(start))
         self._mfcc = np.zeros((0, fe.n_mfcc), dtype=np.float32)
         self._mfcc_base = 0  # frame index of self._mfcc[0]
         self.samples_in = 0

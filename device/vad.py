@@ -25,6 +25,7 @@ its arithmetic.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -294,7 +295,9 @@ class _Workspace:
     def __init__(self, analyser: FrameAnalyser) -> None:
         m, n, t_max = _BLOCK_FRAMES, analyser.pitch_length, analyser.max_lag
         n_pitch = analyser._pitch_nfft
-        self.analyser = analyser
+        # A weak reference: the analyser holds this workspace, and a cycle would keep both (and these
+        # buffers, ~1 MB) alive until the cyclic garbage collector happens to run.
+        self._analyser = weakref.ref(analyser)
         self.fft_low = np.zeros((2, m, n_pitch))
         """Head and span of the decimated filtered frames; columns past them are zero padding."""
         self.spec_low = np.empty((2, m, n_pitch // 2 + 1), dtype=np.complex128)
@@ -316,6 +319,12 @@ class _Workspace:
         self.band = np.empty((m, band.stop - band.start))
         self.cum = np.zeros((m, band.stop - band.start + 7))  # columns 0-3 stay zero
         self.blocks: dict[int, _Block] = {}
+
+    @property
+    def analyser(self) -> FrameAnalyser:
+        analyser = self._analyser()
+        assert analyser is not None  # the analyser owns this workspace
+        return analyser
 
     def block(self, m: int) -> _Block:
         b = self.blocks.get(m)
