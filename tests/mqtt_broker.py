@@ -103,6 +103,14 @@ def make_pki(folder: Path) -> Pki:
 
 # -- the broker ---------------------------------------------------------------------------------------
 
+RUNNING: set[Broker] = set()
+"""Brokers started and not killed yet; ``kill_all()`` ends them (test_mqtt.py does after each test)."""
+
+
+def kill_all() -> None:
+    for broker in list(RUNNING):
+        broker.kill()
+
 
 class Broker:
     """One mosquitto process; ``start()`` again after ``kill()`` brings it back on the same port.
@@ -156,6 +164,7 @@ class Broker:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log)
         log.close()
+        RUNNING.add(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -173,6 +182,7 @@ class Broker:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
         self.proc = None
+        RUNNING.discard(self)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

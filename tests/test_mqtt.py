@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mqtt_broker import Broker, Message, Recorder, make_pki, need_mosquitto
+from mqtt_broker import Broker, Message, Recorder, kill_all, make_pki, need_mosquitto
 
 from voicegender import homeassistant as ha
 from voicegender.config import Config, with_overrides
@@ -54,6 +54,12 @@ DEVICE_KEYS = {
     "name", "serial_number", "suggested_area", "sw_version", "via_device",
 }  # fmt: skip
 ID_CHARS = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@pytest.fixture(autouse=True)
+def no_broker_outlives_its_test():
+    yield
+    kill_all()
 
 
 @pytest.fixture(scope="module")
