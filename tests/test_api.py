@@ -28,16 +28,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+import websockets.sync.client as websockets_sync
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-pytest.importorskip("uvicorn")
-websockets_sync = pytest.importorskip("websockets.sync.client")
-from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
-
-from voicegender.api.server import ApiServer  # noqa: E402
-from voicegender.api.settings import ApiSettings  # noqa: E402
-from voicegender.config import Config  # noqa: E402
-from voicegender.runner import open_model  # noqa: E402
-from voicegender.wavio import WavReader, read_wav, write_wav  # noqa: E402
+from voicegender.api.server import ApiServer
+from voicegender.api.settings import ApiSettings
+from voicegender.config import Config
+from voicegender.runner import open_model
+from voicegender.wavio import WavReader, read_wav, write_wav
 
 FILES = ("male_1320.wav", "female_3575.wav", "demo_male_then_female.wav")
 
@@ -187,10 +185,39 @@ def test_health(serve) -> None:
     assert health["uptime_seconds"] >= 0
 
 
+def compressed_copies(fixtures_dir: Path, tmp_path: Path) -> list[Path]:
+    """FLAC, Ogg Vorbis, Ogg Opus and MP3 copies of two fixtures (libsndfile writes them)."""
+    import soundfile
+
+    out = []
+    for name, (fmt, subtype, ext) in zip(
+        ("male_1320.wav", "female_3575.wav", "male_1320.wav", "female_3575.wav"),
+        [
+            ("FLAC", "PCM_16", "flac"),
+            ("OGG", "VORBIS", "ogg"),
+            ("OGG", "OPUS", "opus"),
+            ("MP3", "MPEG_LAYER_III", "mp3"),
+        ],
+        strict=True,
+    ):
+        audio, rate = read_wav(fixtures_dir / name)
+        path = tmp_path / f"{Path(name).stem}.{ext}"
+        if fmt == "OGG" and subtype == "OPUS":
+            rate_out = 48000  # Opus runs at 48 kHz
+            from voicegender.resample import StreamingResampler
+
+            up = StreamingResampler(rate, rate_out)
+            audio, rate = np.concatenate([up.push(audio), up.flush()]), rate_out
+        soundfile.write(path, audio, rate, format=fmt, subtype=subtype)
+        out.append(path)
+    return out
+
+
 def test_classify_answers_what_the_cli_prints(serve, fixtures_dir, tmp_path) -> None:
     config = tmp_path / "config.toml"
     config.write_text("")
     paths = [str(fixtures_dir / name) for name in FILES]
+    paths += [str(p) for p in compressed_copies(fixtures_dir, tmp_path)]
     cli = subprocess.run(
         [sys.executable, "-m", "voicegender.cli", "classify", "--json", "--config", str(config), *paths],
         capture_output=True,
@@ -209,8 +236,8 @@ def test_classify_answers_what_the_cli_prints(serve, fixtures_dir, tmp_path) -> 
         assert status == 200, answer
         assert headers["content-type"] == "application/json"
         assert answer.decode() == line
-    labels = [json.loads(line)["label"] for line in lines[:2]]
-    assert labels == ["male", "female"]
+    labels = [json.loads(line)["label"] for line in lines]
+    assert labels[:2] + labels[3:] == ["male", "female", "male", "female", "male", "female"]
 
 
 def test_classify_default_name_and_octet_stream(serve, fixtures_dir) -> None:
@@ -225,7 +252,8 @@ def test_classify_default_name_and_octet_stream(serve, fixtures_dir) -> None:
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "words"),
     [
-        (b"this is not audio", "audio/wav", 422, "not a RIFF/WAVE file"),
+        (b"this is not audio", "audio/wav", 422, "cannot decode it"),
+        (b"fLaC\0\0\0\x22" + bytes(40), "audio/flac", 422, "uploads may be WAV"),
         (b"RIFF\x10\x00\x00\x00WAVEfmt ", "audio/wav", 422, "upload"),
         (b"", "audio/wav", 400, "empty"),
         (b"RIFF....WAVE", "text/plain", 415, "not audio"),
