@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,4 +193,31 @@ def test_browser_microphone(chrome, fixtures_dir, tmp_path) -> None:
         proc.terminate()
         proc.wait(timeout=30)
     assert proc.returncode == 0, "".join(lines)
-    assert time.monotonic() > 0
+
+
+def test_page_asks_for_the_token_once(chrome, tmp_path) -> None:
+    token = "page-token-0123456789abcdef"
+    (tmp_path / "token").write_text(token + "\n")
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    proc, base, lines = start(
+        ["serve", "--config", str(config), "--port", "0", "--token-file", str(tmp_path / "token")],
+        r"web page on (http://127\.0\.0\.1:\d+)/",
+    )
+    try:
+        driver = chrome()
+        driver.get(base + "/")
+        wait = WebDriverWait(driver, 60, poll_frequency=0.1)
+        wait.until(lambda d: d.find_element(By.ID, "token-form").is_displayed())
+        assert driver.find_element(By.ID, "connection").text == "token needed"
+        driver.find_element(By.ID, "token-input").send_keys(token)
+        driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        wait.until(lambda d: d.find_element(By.ID, "connection").text == "no microphone here")
+        assert not driver.find_element(By.ID, "token-form").is_displayed()
+        driver.refresh()  # remembered in this browser: not asked again
+        wait.until(lambda d: d.find_element(By.ID, "connection").text == "no microphone here")
+        assert not driver.find_element(By.ID, "token-form").is_displayed()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, "".join(lines)

@@ -182,6 +182,35 @@ def test_daemon_serves_state_decisions_and_events(daemon, fixtures_dir) -> None:
     assert not any("Traceback" in line for line in daemon["stderr"]), "".join(daemon["stderr"])
 
 
+def test_reload_rebuilds_the_api(daemon, tmp_path) -> None:
+    import signal
+
+    base, proc = daemon["base"], daemon["proc"]
+    config = tmp_path / "config.toml"
+    assert get_json(base + "/api/v1/health")[0] == 200
+    config.write_text(config.read_text().replace("[api]\n", '[api]\ncors_origins = "https://app.example"\n'))
+    proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any("rebuilt api" in line for line in daemon["stderr"]):
+        time.sleep(0.05)
+    urls = [
+        m.group(1) for line in daemon["stderr"] for m in [re.search(r"web page on (http://\S+)", line)] if m
+    ]
+    assert len(urls) == 2, "".join(daemon["stderr"])
+    import urllib.request
+
+    req = urllib.request.Request(urls[1] + "/api/v1/health", headers={"Origin": "https://app.example"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.headers["access-control-allow-origin"] == "https://app.example"
+    if urls[0] != urls[1]:  # port 0: the old port is closed
+        with pytest.raises(OSError):
+            urllib.request.urlopen(urls[0] + "/api/v1/health", timeout=5)
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(timeout=60)
+    assert proc.returncode == 0 and not any("Traceback" in line for line in daemon["stderr"])
+
+
 def test_daemon_without_the_api_imports_none_of_it(fixtures_dir, tmp_path) -> None:
     script = f"""
 import sys
