@@ -221,3 +221,29 @@ def test_page_asks_for_the_token_once(chrome, tmp_path) -> None:
         proc.terminate()
         proc.wait(timeout=30)
     assert proc.returncode == 0, "".join(lines)
+
+
+def test_page_fits_a_phone(chrome, tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    proc, base, lines = start(
+        ["serve", "--config", str(config), "--port", "0"], r"web page on (http://127\.0\.0\.1:\d+)/"
+    )
+    try:
+        driver = chrome()
+        metrics = {"width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": True}
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+        driver.get(base + "/")
+        WebDriverWait(driver, 60).until(
+            lambda d: d.find_element(By.ID, "connection").text == "no microphone here"
+        )
+        width, view = driver.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert view <= 400  # the phone-sized window
+        assert width <= view  # nothing wider than the screen: no sideways scrolling
+        assert driver.find_element(By.ID, "mic-start").is_displayed()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, "".join(lines)
