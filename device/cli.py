@@ -172,6 +172,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         api["port"] = args.port
     if args.token_file is not None:
         api["token_file"] = str(args.token_file)
+    if args.tls_cert is not None:
+        api.update(tls_cert_file=str(args.tls_cert), tls_key_file=str(args.tls_key or ""))
+    elif args.tls_key is not None:
+        api["tls_key_file"] = str(args.tls_key)
     model = {"path": args.model} if args.model else {}
     config = with_overrides(load_config(args.config), {"model": model, "api": api})
     setup_logging(config.logging.level)
@@ -367,12 +371,14 @@ Loopback only unless a token file is given; see [api] in the config.""",
 examples:
   voicegender serve                                    # http://127.0.0.1:8750/
   curl --data-binary @talk.wav -H 'Content-Type: audio/wav' http://127.0.0.1:8750/api/v1/classify
-  voicegender serve --bind 0.0.0.0 --token-file ~/.voicegender-token""",
+  voicegender serve --bind 0.0.0.0 --token-file ~/.voicegender-token --tls-cert cert.pem --tls-key key.pem""",
     )
     p.add_argument("--config", type=Path, help=CONFIG_HELP)
     p.add_argument("--bind", metavar="ADDRESS", help="address to listen on (default [api] bind, 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default [api] port, 8750; 0 = any free port)")
     p.add_argument("--token-file", type=Path, metavar="PATH", help="file holding the bearer token")
+    p.add_argument("--tls-cert", type=Path, metavar="PEM", help="certificate for HTTPS (with --tls-key)")
+    p.add_argument("--tls-key", type=Path, metavar="PEM", help="private key of --tls-cert")
     p.add_argument("--model", help="TFLite model file (its .json beside it); default: the shipped model")
 
     p = sub.add_parser(

@@ -554,10 +554,49 @@ def test_token(server, tmp_path) -> None:
         pass
 
 
+def self_signed(tmp_path: Path, *addresses: str) -> tuple[Path, Path]:
+    """A throw-away certificate and key (openssl) for these IP addresses."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    san = ",".join(f"IP:{a}" for a in addresses)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=voicegender test",
+         "-addext", f"subjectAltName={san}"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_https(server, tmp_path, fixtures_dir) -> None:
+    import ssl
+
+    cert, key = self_signed(tmp_path, "127.0.0.1")
+    srv = server(tls_cert_file=str(cert), tls_key_file=str(key))
+    assert srv.url.startswith("https://127.0.0.1:")
+    trust = ssl.create_default_context(cafile=str(cert))
+    with urllib.request.urlopen(srv.url + "/api/v1/health", context=trust, timeout=30) as resp:
+        assert json.loads(resp.read())["status"] == "ok"
+    with pytest.raises(urllib.error.URLError):  # not trusted without the certificate
+        urllib.request.urlopen(srv.url + "/api/v1/health", timeout=30)
+    plain = srv.url.replace("https://", "http://") + "/api/v1/health"
+    with pytest.raises((OSError, http.client.HTTPException)):  # no plain HTTP on the TLS port
+        urllib.request.urlopen(plain, timeout=30).read()
+    url = srv.url.replace("https://", "wss://") + "/api/v1/stream"
+    data, rate = pcm16(fixtures_dir / "female_3575.wav")
+    with websockets_sync.connect(url, ssl=trust, open_timeout=10) as ws:
+        ws.send(json.dumps({"sample_rate": rate, "format": "s16le"}))
+        ws.recv(timeout=10)
+        ws.send(data)
+        ws.send(json.dumps({"type": "end"}))
+        assert [d["label"] for d in finals([json.loads(m) for m in ws])] == ["female"]
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
         (["--bind", "0.0.0.0"], "is not a loopback address: set [api] token_file"),
+        (["--tls-cert", "/nonexistent/cert.pem"], "tls_cert_file and tls_key_file go together"),
+        (["--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"], "cannot load them"),
         (["--token-file", "/nonexistent/token"], "token_file /nonexistent/token: unreadable"),
         (["--port", "70000"], "port must be in 0..65535"),
     ],

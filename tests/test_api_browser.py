@@ -15,6 +15,7 @@ import os
 import queue
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -156,39 +157,97 @@ def test_page_follows_the_daemon(chrome, fixtures_dir, tmp_path) -> None:
     assert not any("Traceback" in line for line in lines), "".join(lines)
 
 
-def test_browser_microphone(chrome, fixtures_dir, tmp_path) -> None:
-    # Chromium plays this file as its microphone, in a loop: a man, a pause, a woman, a pause, again.
+def talk_wav(fixtures_dir: Path, tmp_path: Path) -> Path:
+    """What Chromium plays as its microphone, in a loop: a man, a pause, a woman, a pause, again."""
     man, rate = read_wav(fixtures_dir / "male_1320.wav")
     woman, rate2 = read_wav(fixtures_dir / "female_3575.wav")
     assert rate == rate2
     pause = np.zeros(2 * rate, dtype=np.float32)
     wav = tmp_path / "talk.wav"
     write_wav(wav, np.concatenate([man, pause, woman, pause]), rate)
+    return wav
+
+
+def fake_microphone(wav: Path) -> list[str]:
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
+
+
+def check_microphone(driver: webdriver.Chrome, url: str, token: str | None = None) -> None:
+    """Load the page, (give the token,) stream the fake microphone, expect male then female."""
+    driver.get(url)
+    wait = WebDriverWait(driver, 90, poll_frequency=0.2)
+    if token:
+        wait.until(lambda d: d.find_element(By.ID, "token-form").is_displayed())
+        driver.find_element(By.ID, "token-input").send_keys(token)
+        driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
+    wait.until(lambda d: d.find_element(By.ID, "no-daemon").is_displayed())
+    assert driver.execute_script("return window.isSecureContext") is True
+    driver.find_element(By.ID, "mic-start").click()
+    wait.until(lambda d: d.find_element(By.ID, "mic-status").text.startswith("streaming at"))
+    wait.until(lambda d: len(texts(d, "#mic-decisions li")) >= 2)
+    decided = texts(driver, "#mic-decisions li")[::-1]  # oldest first
+    assert decided[:2] == ["male", "female"], decided
+    driver.find_element(By.ID, "mic-stop").click()
+    wait.until(lambda d: d.find_element(By.ID, "mic-status").text == "stopped")
+    logs = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    if token:  # the first request, without the token, is how the page learns it needs one
+        logs = [e for e in logs if not e["message"].endswith("status of 401 (Unauthorized)")]
+    assert logs == [], logs
+
+
+def test_browser_microphone(chrome, fixtures_dir, tmp_path) -> None:
+    wav = talk_wav(fixtures_dir, tmp_path)
     config = tmp_path / "config.toml"
     config.write_text("")
     proc, base, lines = start(
         ["serve", "--config", str(config), "--port", "0"], r"web page on (http://127\.0\.0\.1:\d+)/"
     )
     try:
-        driver = chrome(
-            [
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}",
-            ]
-        )
-        driver.get(base + "/")
-        wait = WebDriverWait(driver, 90, poll_frequency=0.2)
-        wait.until(lambda d: d.find_element(By.ID, "no-daemon").is_displayed())
-        driver.find_element(By.ID, "mic-start").click()
-        wait.until(lambda d: d.find_element(By.ID, "mic-status").text.startswith("streaming at"))
-        wait.until(lambda d: len(texts(d, "#mic-decisions li")) >= 2)
-        decided = texts(driver, "#mic-decisions li")[::-1]  # oldest first
-        assert decided[:2] == ["male", "female"], decided
-        driver.find_element(By.ID, "mic-stop").click()
-        wait.until(lambda d: d.find_element(By.ID, "mic-status").text == "stopped")
-        logs = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        assert logs == [], logs
+        check_microphone(chrome(fake_microphone(wav)), base + "/")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, "".join(lines)
+
+
+def lan_address() -> str | None:
+    """This machine's address on its network (the source of its default route), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the route
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_browser_microphone_on_the_lan(chrome, fixtures_dir, tmp_path) -> None:
+    # From another machine the page is not on localhost: the browser gives it the microphone only
+    # over HTTPS, and the server off loopback wants the token.
+    from test_api import self_signed
+
+    address = lan_address()
+    if address is None:
+        pytest.skip("this machine has no network address besides loopback")
+    wav = talk_wav(fixtures_dir, tmp_path)
+    cert, key = self_signed(tmp_path, address)
+    token = "lan-token-0123456789abcdef"
+    (tmp_path / "token").write_text(token)
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    proc, base, lines = start(
+        ["serve", "--config", str(config), "--port", "0", "--bind", "0.0.0.0", "--token-file",
+         str(tmp_path / "token"), "--tls-cert", str(cert), "--tls-key", str(key)],
+        r"web page on https://0\.0\.0\.0:(\d+)/",
+    )  # fmt: skip
+    try:
+        # The test's certificate is not in the browser's trust store; a user accepts it once.
+        driver = chrome([*fake_microphone(wav), "--ignore-certificate-errors"])
+        check_microphone(driver, f"https://{address}:{base}/", token)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

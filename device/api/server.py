@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
@@ -81,7 +82,7 @@ class ApiServer:
     def url(self) -> str:
         host = self.settings.bind
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.settings.tls else 'http'}://{host}:{self.port}"
 
     def start(self) -> None:
         """Listen and serve on a background thread; VoicegenderError if that cannot be done."""
@@ -93,6 +94,7 @@ class ApiServer:
                 "pip install 'voicegender[api]', or set [api] enabled = false"
             ) from None
         s = self.settings
+        tls = _tls_files(s) if s.tls else {}
         family = socket.AF_INET6 if ":" in s.bind else socket.AF_INET
         try:
             sock = socket.create_server((s.bind.strip("[]"), s.port), family=family, reuse_port=False)
@@ -121,6 +123,7 @@ class ApiServer:
             timeout_keep_alive=5,
             timeout_graceful_shutdown=2,
             h11_max_incomplete_event_size=16 * 1024,
+            **tls,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -155,6 +158,22 @@ class ApiServer:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+
+def _tls_files(settings: Any) -> dict[str, str]:
+    """uvicorn's TLS arguments, after checking the files load as a certificate and its key."""
+    import ssl
+
+    cert, key = (str(Path(p).expanduser()) for p in (settings.tls_cert_file, settings.tls_key_file))
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise VoicegenderError(
+            f"[api] tls_cert_file {cert} / tls_key_file {key}: cannot load them ({reason}); "
+            "give a PEM certificate and its private key"
+        ) from None
+    return {"ssl_certfile": cert, "ssl_keyfile": key}
 
 
 class ApiOutput:

@@ -35,6 +35,10 @@ class ApiSettings:
     """TCP port; 0 = any free port (the one chosen is logged)."""
     token_file: str = ""
     """File holding the bearer token requests must send (Authorization: Bearer ...); empty = none."""
+    tls_cert_file: str = ""
+    """PEM certificate for HTTPS (the page gets a browser's microphone only on https or localhost)."""
+    tls_key_file: str = ""
+    """PEM private key of tls_cert_file."""
     cors_origins: str = ""
     """Other web origins allowed to call the API, space-separated ("https://app.example"); empty = none."""
     max_streams: int = 4
@@ -70,6 +74,8 @@ class ApiSettings:
             problems.append(f"idle_timeout_seconds must be in [1, 3600], got {self.idle_timeout_seconds}")
         if not 1 <= self.decisions_kept <= 100000:
             problems.append(f"decisions_kept must be in 1..100000, got {self.decisions_kept}")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            problems.append("tls_cert_file and tls_key_file go together: set both or neither")
         for origin in self.origins:
             if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
                 problems.append(f'cors_origins: {origin!r} is not an origin like "https://host:port"')
@@ -80,6 +86,10 @@ class ApiSettings:
     def origins(self) -> tuple[str, ...]:
         """``cors_origins`` as a tuple."""
         return tuple(self.cors_origins.split())
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file)
 
     @property
     def loopback(self) -> bool:
