@@ -347,6 +347,23 @@ def test_upload_that_stalls_gets_408(server) -> None:
     assert b'"status": 408' in answer
 
 
+def test_silent_and_slow_connections_are_closed(server) -> None:
+    srv = server(idle_timeout_seconds=2.0, max_streams=1, max_event_clients=1)
+    host, port = srv.url.removeprefix("http://").split(":")
+    # Connections that send nothing, or half a request head (slowloris), are closed ...
+    idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(40)]
+    for sock in idle[::2]:
+        sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    # ... and while they are open the server refuses more than it can hold, with 503.
+    assert request(srv.url + "/api/v1/health")[0] == 503
+    started = time.monotonic()
+    for sock in idle:
+        assert sock.recv(100) == b""  # closed by the server
+        sock.close()
+    assert time.monotonic() - started < 10
+    assert request(srv.url + "/api/v1/health")[0] == 200
+
+
 # -- WebSocket stream -------------------------------------------------------------------------------
 
 

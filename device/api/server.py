@@ -33,6 +33,10 @@ log = logging.getLogger("voicegender.api")
 
 START_TIMEOUT = 15.0
 """Seconds the server may take to start listening."""
+HEAD_TIMEOUT = 10.0
+"""Longest a connection may take to send a request's head (at most [api] idle_timeout_seconds)."""
+SPARE_CONNECTIONS = 32
+"""Connections allowed beyond max_streams + max_event_clients (page loads, uploads); more get 503."""
 
 
 def model_info(model: Any) -> dict[str, Any]:
@@ -109,7 +113,8 @@ class ApiServer:
         config = uvicorn.Config(
             self.app,
             loop="asyncio",
-            http="h11",
+            http=_head_timeout_protocol(min(HEAD_TIMEOUT, s.idle_timeout_seconds)),
+            limit_concurrency=s.max_streams + s.max_event_clients + SPARE_CONNECTIONS,
             ws="websockets-sansio",
             lifespan="on",
             log_config=None,
@@ -158,6 +163,35 @@ class ApiServer:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+
+def _head_timeout_protocol(seconds: float) -> type:
+    """uvicorn's h11 protocol, closing a connection that sends no complete request head in ``seconds``.
+
+    uvicorn only times out idle keep-alive connections after a response; a client that connects
+    and sends nothing, or half a header (slowloris), would otherwise hold its connection forever.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutProtocol(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_head_timer()  # the next request on this connection gets the same time
+
+        def _arm_head_timer(self) -> None:
+            self.loop.call_later(seconds, self._head_timeout, self.cycle)
+
+        def _head_timeout(self, cycle: Any) -> None:
+            # Still no new request since the timer was armed, and not upgraded to a WebSocket?
+            transport = self.transport
+            if self.cycle is cycle and not transport.is_closing() and transport.get_protocol() is self:
+                transport.close()
+
+    return HeadTimeoutProtocol
 
 
 def _tls_files(settings: Any) -> dict[str, str]:
