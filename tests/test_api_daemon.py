@@ -337,3 +337,15 @@ def test_page_is_served_with_its_assets(daemon) -> None:
         with urllib.request.urlopen(base + asset, timeout=30) as resp:
             assert resp.status == 200 and resp.read()
     assert Path(__file__).name  # the daemon fixture ends with the test
+
+
+def test_a_service_without_network_is_told_what_to_install(tmp_path) -> None:
+    from voicegender.api.server import NO_NETWORK_HINT, only_loopback
+
+    net = tmp_path / "net"
+    (net / "lo").mkdir(parents=True)
+    assert only_loopback(net)  # systemd's PrivateNetwork=yes: the API cannot be reached
+    (net / "eth0").mkdir()
+    assert not only_loopback(net)
+    assert not only_loopback(tmp_path / "missing")
+    assert "install.sh --api" in NO_NETWORK_HINT

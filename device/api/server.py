@@ -210,6 +210,20 @@ def _tls_files(settings: Any) -> dict[str, str]:
     return {"ssl_certfile": cert, "ssl_keyfile": key}
 
 
+def only_loopback(net_dir: Path = Path("/sys/class/net")) -> bool:
+    """True when this process sees no network interface but loopback (systemd's PrivateNetwork=yes)."""
+    try:
+        return {p.name for p in net_dir.iterdir()} == {"lo"}
+    except OSError:
+        return False
+
+
+NO_NETWORK_HINT = (
+    "the API is on, but this service has no network of its own (PrivateNetwork=yes): nothing outside "
+    "it can connect, not even from this machine; install the network drop-in with install.sh --api"
+)
+
+
 class ApiOutput:
     """The daemon's ``api`` output: an ``EventHub`` fed by the audio loop, and the server reading it."""
 
@@ -219,6 +233,8 @@ class ApiOutput:
         self.hub = EventHub(config.api.decisions_kept, config.leds.decision_hold_seconds)
         self.server = ApiServer(config, open_model(config), thresholds, hub=self.hub)
         self.server.start()
+        if only_loopback():
+            log.warning(NO_NETWORK_HINT)
 
     def on_state(self, state: State, detail: str = "") -> None:
         self.hub.on_state(state, detail)
