@@ -407,14 +407,16 @@ def test_doctor_all_ok(tmp_path, fixtures_dir, fake_model, capsys) -> None:
     )
     assert main(["doctor", "--config", str(config)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["OK"] * 5
+    assert [line.split()[0] for line in lines] == ["OK"] * 6
     assert [line.split()[1] for line in lines] == [
         "config:",
         "model:",
         "microphone:",
         "gpio:",
         "permissions:",
+        "mqtt:",
     ]
+    assert lines[-1].split(None, 2)[2].startswith("disabled")  # MQTT is off by default
 
 
 def test_doctor_reports_failures(tmp_path, capsys) -> None:
