@@ -13,8 +13,6 @@ Each config goes to ``<discovery_prefix>/<component>/<node>/<entity>/config``, r
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import socket
 from dataclasses import dataclass
@@ -50,6 +48,9 @@ def device_id(machine_id_file: Path = MACHINE_ID, hostname: str | None = None) -
     except (OSError, UnicodeDecodeError):
         raw = ""
     source = raw or (hostname if hostname is not None else socket.gethostname())
+    import hashlib  # here, not at the top: it loads OpenSSL (~3.5 MB resident), which only MQTT needs
+    import hmac
+
     return hmac.new(b"voicegender", source.encode(), hashlib.sha256).hexdigest()[:12]
 
 

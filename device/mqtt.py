@@ -20,14 +20,18 @@ from __future__ import annotations
 import json
 import logging
 import math
-import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # Imported where used: ssl loads OpenSSL (~4 MB resident), and the config imports this module
+    # for MqttSettings, so every daemon without MQTT would carry it.
+    import ssl
 
 from . import homeassistant as ha
 from .decisionlog import decision_record
@@ -207,6 +211,8 @@ def make_client(settings: MqttSettings, client_id: str, will_topic: str | None) 
 
 
 def _tls_failed(settings: MqttSettings, exc: ssl.SSLError) -> tuple[str, str]:
+    import ssl
+
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = f"certificate verify failed: {exc.verify_message}"
     else:
@@ -393,6 +399,8 @@ class MqttLink:
 
     def _session(self) -> float:
         """One connection, from connect to its end; returns how long to wait before the next."""
+        import ssl  # loaded already: paho imports it
+
         s = self.settings
         self._accepted = self._refused_now = False
         try:
@@ -629,6 +637,8 @@ def probe(settings: MqttSettings, timeout: float = 5.0) -> str:
 
     Raises ``VoicegenderError`` with the reason when it cannot connect or log in.
     """
+    import ssl  # loaded already: paho imports it
+
     dev = ha.device_id()
     # Not the daemon's own client id: the broker would disconnect the daemon for it.
     client_id = f"{settings.client_id or f'voicegender-{dev}'}-doctor"
