@@ -414,7 +414,7 @@ def clean_env(args: argparse.Namespace) -> dict[str, str]:
 LAUNCHER = """
 import json, os, signal, sys, threading, time
 report, argv = sys.argv[1], sys.argv[2:]
-child, hwm, done = [], [0], threading.Event()
+child, hwm, rss, done = [], [0], [], threading.Event()
 def forward(signum, frame):
     if child:
         os.kill(child[0], signum)
@@ -425,6 +425,8 @@ def sample():
                 for line in f:
                     if line.startswith("VmHWM:"):
                         hwm[0] = max(hwm[0], int(line.split()[1]))
+                    elif line.startswith("VmRSS:"):
+                        rss.append((time.monotonic(), int(line.split()[1])))
         except (OSError, ValueError):
             pass
 signal.signal(signal.SIGTERM, forward)
@@ -439,13 +441,14 @@ done.set()
 sampler.join()
 with open(report, "w") as f:
     json.dump({"start": start, "end": end, "exit": os.waitstatus_to_exitcode(status),
-               "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "hwm_kb": hwm[0]}, f)
+               "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "hwm_kb": hwm[0],
+               "rss_kb": rss}, f)
 """
 """Starts a command, forwards SIGTERM/SIGINT to it, and writes to a file its monotonic start and end
-times, its own rusage and the highest VmHWM read from /proc every 20 ms. A small process (``python
--I -S``): a child's ru_maxrss starts from the RSS of the process it was forked from. Both peaks are
-kept because ru_maxrss comes from the kernel's approximate per-CPU RSS counters, which at exit can
-read about a megabyte below /proc's exact VmHWM on this 2-core machine."""
+times, its own rusage, and its VmRSS (with times) and highest VmHWM read from /proc every 20 ms. A
+small process (``python -I -S``): a child's ru_maxrss starts from the RSS of the process it was
+forked from. Both peaks are kept: the kernel keeps them in different counters, and they differ by a
+few hundred kB at times."""
 
 
 class Launched:
@@ -524,7 +527,17 @@ def run_fast(args: argparse.Namespace, wav: Path, workdir: Path) -> dict[str, An
         "rss_mb": max(info["maxrss_kb"], info["hwm_kb"]) / 1024,
         "maxrss_mb": info["maxrss_kb"] / 1024,
         "hwm_mb": info["hwm_kb"] / 1024,
+        "growth_mb": rss_growth(info),
     }
+
+
+def rss_growth(info: dict[str, Any]) -> float:
+    """MB by which the daemon's RSS peak in the second half of the run (by wall time) exceeds its peak
+    in 20-50% of it (nan: too few samples). Buffers that grew with the input (or a backlog) show here."""
+    start, span = info["start"], info["end"] - info["start"]
+    first = [kb for t, kb in info["rss_kb"] if start + 0.2 * span <= t < start + 0.5 * span]
+    second = [kb for t, kb in info["rss_kb"] if t >= start + 0.5 * span]
+    return (max(second) - max(first)) / 1024 if first and second else math.nan
 
 
 def time_ready(args: argparse.Namespace, wav: Path, workdir: Path) -> tuple[float, float]:
@@ -985,6 +998,8 @@ def print_figures(
         + ", ".join(f"{r['wall']:.2f}" for r in m["loaded"])
         + " s)"
     )
+    growth = ", ".join(f"{r['growth_mb']:+.1f}" for r in m["runs"] + m["loaded"])
+    print(f"RSS peak in the second half of each --fast run minus its peak in 20-50% of it: {growth} MB")
     times = ", ".join(f"{t:.3f}" for t in m["ready"])
     print(f"READY=1 times: {times} s; peak RSS of those (realtime) runs: {m['ready_rss_mb']:.1f} MB")
     load = os.getloadavg()
