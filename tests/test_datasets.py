@@ -116,6 +116,10 @@ def test_emodb_manifest(data_dir: Path) -> None:
     assert (_speakers(clips, "female"), _speakers(clips, "male")) == (5, 5)
     assert {c.corpus for c in clips} == {"emodb"}
     assert all(c.duration == pytest.approx(2.0) for c in clips)
+    # The emotion column is kept for the report's per-emotion figures.
+    assert Counter(dict(c.attributes)["emotion"] for c in clips) == {
+        "anger": 127, "boredom": 81, "disgust": 46, "fear": 69, "happiness": 71, "neutral": 79, "sadness": 62,
+    }  # fmt: skip
 
 
 def test_read_any_detects_every_shared_layout(data_dir: Path) -> None:
@@ -263,6 +267,7 @@ def test_manifest_details(tmp_path: Path, caplog) -> None:
     ]
     assert dict(stats.skipped) == {"gender unknown": 1, "missing file": 1}
     assert {c.corpus for c in clips} == {"myset"}
+    assert all(c.attributes == () for c in clips)  # source/duration are not descriptive columns
     assert not stats.has_speakers
     assert any("no speaker_id" in r.getMessage() for r in caplog.records)
 

@@ -1,4 +1,5 @@
-"""``voicegender-train``: reproduce the shipped model, or train one on your own labelled speech."""
+"""``voicegender-train``: reproduce the shipped model, score it again, or train one on your own
+labelled speech."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from pathlib import Path
 from voicegender.errors import VoicegenderError
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of steps")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +37,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     ship.add_argument("--cache-dir", type=Path, default=REPO / "cache", help="feature and baseline cache")
     ship.add_argument("--no-baseline", action="store_true", help="skip the original-system baseline")
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="score an existing model (default: the shipped one) on its held-out test speakers and the "
+        "evaluation-only sets; rewrite its report and model card (the model is not changed)",
+    )
+    ev.add_argument(
+        "--model", type=Path, default=REPO / "models" / "voicegender.tflite", help="model file (.tflite)"
+    )
+    ev.add_argument(
+        "--report-dir",
+        type=Path,
+        help="report folder holding model.keras and split.json (default: report/ beside the model)",
+    )
+    ev.add_argument("--card", type=Path, help="model card to write (default: MODEL_CARD.md beside the model)")
+    ev.add_argument("--cache-dir", type=Path, default=REPO / "cache", help="baseline cache")
+    ev.add_argument(
+        "--data",
+        action="append",
+        metavar="KIND:PATH",
+        help="the corpora the model was trained from (repeatable; default: the shipped model's)",
+    )
+    ev.add_argument(
+        "--eval",
+        action="append",
+        metavar="KIND:PATH",
+        help="evaluation-only dataset (repeatable; default without --data: the shipped model's)",
+    )
+    ev.add_argument("--no-baseline", action="store_true", help="skip the original-system baseline")
 
     train = sub.add_parser(
         "train", help="train a model on your own data (Common Voice, LibriSpeech, CSV manifests)"
@@ -53,7 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--report-dir", type=Path, help="evaluation report folder (default: beside the model)")
     train.add_argument("--cache-dir", type=Path, default=Path("cache"))
     train.add_argument("--max-clips-per-speaker", type=int, default=None)
-    train.add_argument("--steps", type=int, help="stop after this many training steps (smoke tests)")
+    train.add_argument(
+        "--steps",
+        type=_positive,
+        help="train exactly this many gradient steps instead of the epochs (smoke tests)",
+    )
     train.add_argument("--variants", type=int, help="augmented copies per clip")
 
     cv = sub.add_parser(
@@ -74,24 +115,29 @@ def _parser() -> argparse.ArgumentParser:
         "--report-dir", type=Path, default=REPO / "models" / "report", help="where crossval.md goes"
     )
     cv.add_argument("--cache-dir", type=Path, default=REPO / "cache", help="feature cache")
-    cv.add_argument("--steps", type=int, help="stop each fold after this many training steps (smoke tests)")
+    cv.add_argument(
+        "--steps", type=_positive, help="train each fold exactly this many gradient steps (smoke tests)"
+    )
     cv.add_argument("--variants", type=int, help="augmented copies per clip")
-    for q in (ship, cv):
+    for q in (ship, cv, ev):
         q.add_argument(
             "--data-dir",
             type=Path,
             default=Path(os.environ.get("VOICEGENDER_DATA_DIR", REPO.parent / "shared" / "data")),
         )
-    for q in (train, cv):
+    for q in (train, cv, ev):
         q.add_argument(
             "--cv-tables",
-            default="validated",
-            help="Common Voice tables to read, comma-separated (validated,other)",
+            help="Common Voice tables to read, comma-separated (validated,other; default: validated, "
+            "or the shipped model's tables for its own corpora)",
         )
     for q in (ship, train, cv):
         q.add_argument("--epochs", type=int, help="override the number of epochs")
         q.add_argument("--seed", type=int, help="override the training seed")
-        q.add_argument("-v", "--verbose", action="store_true")
+    for q in (ship, train, cv, ev):
+        q.add_argument(
+            "-v", "--verbose", action="store_true", help="debug logging, TensorFlow's own messages included"
+        )
     return p
 
 
@@ -100,10 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        from .tflog import quiet_tensorflow
+
+        quiet_tensorflow(args.verbose)  # before TensorFlow is imported
         from . import ship
 
+        if args.command == "evaluate":
+            return _evaluate(args, ship)
         settings = ship.ShipSettings()
         train = settings.train
         if args.epochs is not None:
@@ -119,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.cache_dir,
                 settings,
                 baseline=not args.no_baseline,
+                verbose=args.verbose,
             )
         elif args.command == "crossval":
             from . import crossval
@@ -126,13 +177,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.variants is not None:
                 settings = dataclasses.replace(settings, variants=args.variants)
             if args.data:
-                train_specs, cv_tables = args.data, _tables(args.cv_tables)
+                train_specs, cv_tables = args.data, _tables(args.cv_tables or "validated")
                 eval_specs = {spec: spec for spec in args.eval or []}
             else:  # the shipped model's recipe
                 sources, shipped_eval = ship.shipped_specs(args.data_dir)
                 train_specs = [spec for spec, _licence in sources]
                 eval_specs = {spec: spec for spec in args.eval} if args.eval else shipped_eval
-                cv_tables = ship.SHIP_CV_TABLES
+                cv_tables = _tables(args.cv_tables) if args.cv_tables else ship.SHIP_CV_TABLES
             crossval.run(
                 train_specs,
                 eval_specs,
@@ -160,14 +211,41 @@ def main(argv: list[str] | None = None) -> int:
                 args.report_dir or args.out.parent / "report",
                 args.cache_dir,
                 settings,
-                cv_tables=_tables(args.cv_tables),
+                cv_tables=_tables(args.cv_tables or "validated"),
                 steps=args.steps,
+                verbose=args.verbose,
             )
     except VoicegenderError as exc:
         print(f"voicegender-train: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, ship) -> int:
+    model = args.model
+    if args.data:
+        train_specs, cv_tables = args.data, _tables(args.cv_tables or "validated")
+        eval_specs = {spec: spec for spec in args.eval or []}
+        npz = None
+    else:  # the shipped model's corpora
+        sources, shipped_eval = ship.shipped_specs(args.data_dir)
+        train_specs = [spec for spec, _licence in sources]
+        eval_specs = {spec: spec for spec in args.eval} if args.eval else shipped_eval
+        cv_tables = _tables(args.cv_tables) if args.cv_tables else ship.SHIP_CV_TABLES
+        npz = None if args.no_baseline else ship.melmean_npz(args.data_dir)
+    ship.evaluate_existing(
+        model,
+        args.report_dir or model.parent / "report",
+        args.card or model.parent / "MODEL_CARD.md",
+        args.cache_dir,
+        train_specs,
+        eval_specs,
+        cv_tables,
+        baseline_npz=npz,
+        verbose=args.verbose,
+    )
     return 0
 
 

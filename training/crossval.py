@@ -19,7 +19,7 @@ from voicegender.frontend import Frontend
 
 from .evaluate import ClipScores, ClipWindows, metrics, score_clips
 from .features import extract_windows
-from .report import pct
+from .report import pct, ruw
 from .ship import ShipSettings, eval_clips, female_labels, jsonable, load_clips, read_clips, read_eval_sets
 from .splits import kfold_splits
 from .train import fit, keras_scorer
@@ -68,7 +68,7 @@ def run(
     )
     y = females[windows.clip]
     cutter = ClipWindows(Frontend(s.frontend), s.windows.window_frames, s.infer_hop_frames)
-    eval_sets = read_eval_sets(eval_specs, cv_tables)
+    eval_sets = read_eval_sets(eval_specs, cv_tables, voiced_share=False)  # crossval reports no breakdowns
 
     def members(side: tuple) -> np.ndarray:
         return np.array(sorted(index[c.path] for c in side if c.path in index), dtype=np.int64)
@@ -81,11 +81,9 @@ def run(
         log.info(
             "fold %d/%d: train %d clips, validation %d, test %d", i + 1, k, len(train), len(val), len(test)
         )
-        model, norm, _ = fit(
-            windows.x[tr], y[tr], windows.x[va], y[va], s.train, s.cnn, verbose=0, steps=steps
-        )
+        model, norm, _ = fit(windows.x[tr], y[tr], windows.x[va], y[va], s.train, s.cnn, steps=steps)
         scorer = keras_scorer(model, norm)
-        test_clips = eval_clips([kept[j] for j in test], [audio[j] for j in test])
+        test_clips = eval_clips([kept[j] for j in test], [audio[j] for j in test], voiced_share=False)
         test_scores = score_clips(scorer, test_clips, cutter, durations=())
         held_out.append((test, test_scores))
         fold = {
@@ -123,6 +121,7 @@ def run(
                 key: _spread([f["sets"][name][key] for f in folds])
                 for key in ("clip_balanced_accuracy", "window_balanced_accuracy", "uncertain_share")
             }
+            | {key: _spread([f["sets"][name]["band"][key] for f in folds]) for key in ("right", "wrong")}
             for name in eval_sets
         },
         "minutes": round((time.monotonic() - t0) / 60, 2),
@@ -144,7 +143,7 @@ def _summary(m: dict[str, Any], worst: bool = False) -> dict[str, Any]:
         "window_balanced_accuracy",
         "uncertain_share",
     ]
-    out = {key: m[key] for key in keys}
+    out = {key: m[key] for key in keys} | {"band": m["band"]}
     if worst:
         out["wrong_speakers"] = [spk for spk, v in m["per_speaker"].items() if v["accuracy"] < 0.5]
     return out
@@ -169,34 +168,49 @@ def _markdown(r: dict[str, Any], s: ShipSettings) -> str:
         "Float Keras models (the shipped report shows int8 within half a point of float). "
         f"{r['minutes']:.1f} min on this machine.",
         "",
+        f"Right / uncertain / wrong: shares of clips decided right, uncertain or wrong at the shipped band "
+        f"(male if p_female <= {s.thresholds.male_below:g}, female if >= {s.thresholds.female_above:g}). "
+        "Balanced accuracy: the mean of the share of women called female and of men called male when "
+        "every clip (or 1 s window) is forced to a side at p = 0.5. Speakers on the wrong side: most of "
+        "their clips on the wrong side of p = 0.5.",
+        "",
         "## Every training speaker held out once",
         "",
-        "| corpus | clips | speakers F/M | clips (balanced) | 1 s windows (balanced) | uncertain "
-        "| speakers on the wrong side |",
+        "| corpus | clips | speakers F/M | right / uncertain / wrong | clips, balanced accuracy "
+        "| 1 s windows, balanced accuracy | speakers on the wrong side |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, m in r["pooled_held_out"].items():
         lines.append(
             f"| {name} | {m['clips']} | {m['speakers_female']}/{m['speakers_male']} | "
+            f"{ruw(m.get('band')) if m.get('band') else '– / ' + pct(m['uncertain_share']) + ' / –'} | "
             f"{pct(m['clip_balanced_accuracy'])} | {pct(m['window_balanced_accuracy'])} | "
-            f"{pct(m['uncertain_share'])} | {', '.join(m['wrong_speakers']) or 'none'} |"
+            f"{', '.join(m['wrong_speakers']) or 'none'} |"
         )
     lines += [
         "",
         "## Evaluation-only sets, one score per fold's model",
         "",
-        "| set | clips (balanced): mean ± sd [min, max] | windows | uncertain |",
-        "|---|---|---|---|",
+        "| set | right | uncertain | wrong | clips, balanced accuracy: mean ± sd [min, max] "
+        "| 1 s windows, balanced accuracy |",
+        "|---|---|---|---|---|---|",
     ]
+
+    def mean_sd(v: dict[str, float] | None) -> str:
+        return "–" if v is None else f"{pct(v['mean'])} ± {100 * v['sd']:.1f}"
+
     for name, by in r["sets"].items():
-        c, w, u = by["clip_balanced_accuracy"], by["window_balanced_accuracy"], by["uncertain_share"]
+        c = by["clip_balanced_accuracy"]
         lines.append(
-            f"| {name} | {pct(c['mean'])} ± {100 * c['sd']:.1f} [{pct(c['min'])}, {pct(c['max'])}] | "
-            f"{pct(w['mean'])} ± {100 * w['sd']:.1f} | {pct(u['mean'])} ± {100 * u['sd']:.1f} |"
+            f"| {name} | {mean_sd(by.get('right'))} | {mean_sd(by['uncertain_share'])} | "
+            f"{mean_sd(by.get('wrong'))} | {mean_sd(c)} [{pct(c['min'])}, {pct(c['max'])}] | "
+            f"{mean_sd(by['window_balanced_accuracy'])} |"
         )
     lines += [
         "",
         "## Per fold",
+        "",
+        "Balanced accuracy of clips at p = 0.5:",
         "",
         "| fold | training clips | test speakers | held-out clips | " + " | ".join(r["sets"]) + " |",
         "|---|---|---|---|" + "---|" * len(r["sets"]),

@@ -51,6 +51,9 @@ class Clip:
     """Short corpus name, e.g. 'librispeech', 'commonvoice-fa', 'vctk_samples'."""
     duration: float | None
     """Length in seconds from the file header or the corpus table; None when unknown."""
+    attributes: tuple[tuple[str, str], ...] = ()
+    """What a manifest says about the recording beyond its label (``DESCRIPTIVE_COLUMNS``, e.g.
+    ``(("emotion", "anger"),)``); evaluation breaks its figures down by them."""
 
 
 @dataclass
@@ -431,12 +434,15 @@ def _read_speakers_txt(path: Path) -> dict[str, str]:
 # --- Plain manifest: path,gender,speaker_id[,...] --------------------------------------------------
 
 MANIFEST_COLUMNS = ("path", "gender", "speaker_id")
+DESCRIPTIVE_COLUMNS = ("emotion",)
+"""Optional manifest columns kept on each clip (``Clip.attributes``) for per-group evaluation."""
 
 
 def read_manifest(
     path: str | Path, *, corpus: str | None = None, probe_durations: bool = True
 ) -> tuple[list[Clip], ReadStats]:
-    """Reads a CSV manifest with columns ``path,gender,speaker_id`` (extra columns are ignored).
+    """Reads a CSV manifest with columns ``path,gender,speaker_id``; of the other columns only
+    ``DESCRIPTIVE_COLUMNS`` are kept (as ``Clip.attributes``).
 
     Paths are relative to the manifest's folder (absolute paths are kept). A blank ``speaker_id``
     gives ``speaker=None`` (split by clip, with a warning). A ``duration`` column, if present, is
@@ -466,7 +472,12 @@ def read_manifest(
             duration = _parse_seconds(row.get("duration"))
             if duration is None and probe_durations:
                 duration = _probe_duration(audio)
-            clips.append(Clip(audio, gender, speaker, corpus, duration))
+            attributes = tuple(
+                (column, value.strip())
+                for column in DESCRIPTIVE_COLUMNS
+                if (value := row.get(column) or "").strip()
+            )
+            clips.append(Clip(audio, gender, speaker, corpus, duration, attributes))
     no_speaker = sum(c.speaker is None for c in clips)
     if no_speaker:
         stats.has_speakers = False

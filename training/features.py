@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -97,6 +98,23 @@ def cache_key(
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def cache_path(
+    cache_dir: Path | None,
+    clip_ids: Sequence[str],
+    fs: FrontendSettings,
+    ws: WindowSettings,
+    aug: AugmentSettings,
+    variants: int,
+    seed: int,
+    females: Sequence[bool] | None = None,
+) -> Path | None:
+    """Where ``extract_windows`` keeps these windows (None without a cache folder)."""
+    if cache_dir is None:
+        return None
+    labels = None if females is None else [bool(f) for f in females]
+    return Path(cache_dir) / f"windows-{cache_key(clip_ids, fs, ws, aug, variants, seed, labels)}.npz"
+
+
 def extract_windows(
     audios: Sequence[np.ndarray],
     clip_ids: Sequence[str],
@@ -112,14 +130,11 @@ def extract_windows(
 ) -> FeatureSet:
     """MFCC windows from each clip: the clean audio plus ``variants`` augmented copies. With the clips'
     labels (``females``) augmentation may also move F0 towards the other gender's range."""
-    path = None
     labels = [None] * len(audios) if females is None else [bool(f) for f in females]
-    if cache_dir is not None:
-        key = cache_key(clip_ids, fs, ws, aug, variants, seed, None if females is None else labels)
-        path = Path(cache_dir) / f"windows-{key}.npz"
-        if path.exists():
-            with np.load(path) as z:
-                return FeatureSet(z["x"], z["clip"], z["variant"])
+    path = cache_path(cache_dir, clip_ids, fs, ws, aug, variants, seed, females)
+    if path is not None and path.exists():
+        with np.load(path) as z:
+            return FeatureSet(z["x"], z["clip"], z["variant"])
     if not audios:
         n = fs.n_mfcc
         return FeatureSet(
@@ -133,12 +148,15 @@ def extract_windows(
     ]
     workers = workers or min(len(jobs), os.cpu_count() or 1) or 1
     xs, clips, vars_ = [], [], []
-    with ProcessPoolExecutor(workers) as pool:
+    # Spawned, not forked, workers: a fork of a process whose TensorFlow or BLAS threads hold a lock
+    # can hang forever in the child (seen after training in the same process).
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = pool.map(_clip_windows, jobs, chunksize=4)
         if progress:
             from tqdm import tqdm
 
-            results = tqdm(results, total=len(jobs), desc="features", unit="clip", leave=False)
+            # disable=None: a progress bar on a terminal only, not in logs.
+            results = tqdm(results, total=len(jobs), desc="features", unit="clip", leave=False, disable=None)
         for i, (x, v) in enumerate(results):
             xs.append(x)
             vars_.append(v)

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,18 +17,19 @@ import numpy as np
 
 from voicegender.errors import VoicegenderError
 from voicegender.frontend import Frontend, FrontendSettings
-from voicegender.model import Thresholds, load_model
+from voicegender.model import Thresholds, load_model, metadata_path
 
 from .audio_decode import load_batch
 from .augment import AugmentSettings
 from .cnn import CnnSettings, count_macs
-from .datasets import Clip, read_any, summarize
-from .evaluate import ClipWindows, EvalClip, metrics, score_clips
+from .datasets import GENDERS, Clip, read_any, summarize
+from .evaluate import VOICED_SHARE, ClipWindows, EvalClip, metrics, score_clips, voiced_share_group
 from .export import to_int8_tflite, write_model
-from .features import WindowSettings, extract_windows
+from .features import WindowSettings, cache_path, extract_windows
 from .modelcard import write_model_card
 from .report import write_report
 from .splits import SplitSettings, split_by_speaker
+from .tflog import native_output_to_log
 from .train import Normaliser, TrainSettings, fit, keras_scorer
 
 log = logging.getLogger(__name__)
@@ -99,24 +101,91 @@ def load_clips(clips: list[Clip], min_seconds: float) -> tuple[list[Clip], list[
     return kept, [a for _, a in result.loaded], dict(result.reject_counts())
 
 
-def eval_clips(clips: list[Clip], audio: list[np.ndarray]) -> list[EvalClip]:
+def eval_clips(
+    clips: list[Clip], audio: list[np.ndarray], voiced_share: bool = True, sample_rate: int = 16000
+) -> list[EvalClip]:
+    """Evaluation records, each with its corpus's descriptive attributes and (unless ``voiced_share``
+    is False) its voiced share, for the report's breakdowns."""
     return [
-        EvalClip(a, c.gender == "female", c.speaker or c.path.name, c.path.name)
+        EvalClip(
+            a,
+            c.gender == "female",
+            c.speaker or c.path.name,
+            c.path.name,
+            (*c.attributes, (VOICED_SHARE, voiced_share_group(a, sample_rate)))
+            if voiced_share
+            else c.attributes,
+        )
         for c, a in zip(clips, audio, strict=True)
     ]
 
 
-def read_eval_sets(eval_specs: dict[str, str], cv_tables: tuple[str, ...]) -> dict[str, list[EvalClip]]:
+def read_eval_sets(
+    eval_specs: dict[str, str], cv_tables: tuple[str, ...], voiced_share: bool = True
+) -> dict[str, list[EvalClip]]:
     """Evaluation-only sets by name; clips down to 0.1 s are kept (they are scored, not trained on)."""
     sets = {}
     for name, spec in eval_specs.items():
         kept, audio, _ = load_clips(read_clips(spec, cv_tables), 0.1)
-        sets[name] = eval_clips(kept, audio)
+        if not kept:
+            raise VoicegenderError(
+                f"{spec}: no usable clips to evaluate on (see the skipped-file counts above)"
+            )
+        sets[name] = eval_clips(kept, audio, voiced_share)
     return sets
 
 
 def female_labels(clips: list[Clip]) -> np.ndarray:
     return np.array([c.gender == "female" for c in clips])
+
+
+def speaker_key(clip: Clip) -> str:
+    """How ``split.json`` names a clip's speaker (the path for clips without a speaker id)."""
+    return clip.speaker or str(clip.path)
+
+
+def require_evaluable_split(
+    train: list[Clip], validation: list[Clip], test: list[Clip], s: SplitSettings
+) -> None:
+    """Refuse a split whose validation or test side lacks a woman or a man, before anything is written:
+    such a model could be neither validated nor tested."""
+
+    def count(clips: list[Clip]) -> dict[str, int]:
+        speakers = {(c.gender, speaker_key(c)) for c in clips}
+        return {g: sum(gender == g for gender, _ in speakers) for g in GENDERS}
+
+    sides = {"train": count(train), "validation": count(validation), "test": count(test)}
+    if all(sides[side][g] for side in sides for g in GENDERS):
+        return
+    smallest = min(s.validation_fraction, s.test_fraction)
+    need = f"at least {math.ceil(0.5 / smallest)}" if smallest > 0 else "more"
+    total = {g: sum(sides[side][g] for side in sides) for g in GENDERS}
+    counts = ", ".join(f"{side} {n['female']}/{n['male']}" for side, n in sides.items())
+    raise VoicegenderError(
+        f"too few speakers for a train/validation/test split: {total['female']} female and {total['male']} "
+        f"male speakers give (female/male) {counts}; validation and test each need a speaker of each "
+        f"gender, i.e. {need} speakers of each gender in one corpus "
+        f"(they take {s.validation_fraction:.0%} / {s.test_fraction:.0%} of its smaller gender)"
+    )
+
+
+class Stopwatch:
+    """Stage times of one run, for the report's run-time table."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+        self.stages: list[dict[str, Any]] = []
+
+    def lap(self, stage: str, note: str = "") -> None:
+        now = time.monotonic()
+        self.stages.append({"stage": stage, "minutes": round((now - self.last) / 60, 2), "note": note})
+        self.last = now
+
+    def minutes(self) -> float:
+        return (time.monotonic() - self.start) / 60
+
+    def record(self) -> list[dict[str, Any]]:
+        return [*self.stages, {"stage": "total", "minutes": round(self.minutes(), 2), "note": ""}]
 
 
 def run(
@@ -126,6 +195,7 @@ def run(
     cache_dir: Path,
     settings: ShipSettings,
     baseline: bool = True,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """The shipped model: fixed training corpora and evaluation sets under ``data_dir``."""
     data_dir = Path(data_dir)
@@ -136,8 +206,15 @@ def run(
         cache_dir,
         settings,
         cv_tables=SHIP_CV_TABLES,
-        baseline_npz=data_dir / "commonvoice-kaggle-melmean" / "cv_melmean128.npz" if baseline else None,
+        baseline_npz=melmean_npz(data_dir) if baseline else None,
+        verbose=verbose,
+        command="voicegender-train ship",
     )
+
+
+def melmean_npz(data_dir: Path) -> Path:
+    """The original system's mel-mean features, which its baseline is trained on."""
+    return Path(data_dir) / "commonvoice-kaggle-melmean" / "cv_melmean128.npz"
 
 
 def run_custom(
@@ -149,6 +226,7 @@ def run_custom(
     settings: ShipSettings,
     cv_tables: tuple[str, ...] = ("validated",),
     steps: int | None = None,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """A model trained on the user's own datasets (``kind:path`` specs); no original-system baseline
     (it needs the original mel-mean features)."""
@@ -161,7 +239,12 @@ def run_custom(
         settings,
         cv_tables=cv_tables,
         steps=steps,
+        verbose=verbose,
+        command="voicegender-train train",
     )
+
+
+TEST_SET = "held-out speakers (test split)"
 
 
 def train_and_report(
@@ -174,9 +257,12 @@ def train_and_report(
     cv_tables: tuple[str, ...] = ("validated",),
     steps: int | None = None,
     baseline_npz: Path | None = None,
+    verbose: bool = False,
+    command: str = "voicegender-train",
 ) -> dict[str, Any]:
-    """Read, split by speaker, extract, train, export int8, evaluate float and int8, report."""
-    t0 = time.monotonic()
+    """Read, split by speaker, extract, train, export int8, evaluate float and int8, report. Every
+    check on the data (empty split sides, unusable evaluation sets) comes before anything is written."""
+    clock = Stopwatch()
     s = settings
     out_model = Path(out_model)
     clips: list[Clip] = []
@@ -185,17 +271,25 @@ def train_and_report(
     split = split_by_speaker(clips, s.split)
     for warning in split.warnings:
         log.warning("%s", warning)
+    require_evaluable_split(list(split.train), list(split.validation), list(split.test), s.split)
+    eval_only = read_eval_sets(eval_specs, cv_tables)
     train_clips, train_audio, train_rejects = load_clips(list(split.train), s.min_seconds)
     val_clips, val_audio, _ = load_clips(list(split.validation), s.min_seconds)
     test_clips, test_audio, _ = load_clips(list(split.test), s.min_seconds)
-    if not train_clips:
-        raise VoicegenderError("no usable training clips (see the skipped-file counts above)")
+    require_evaluable_split(train_clips, val_clips, test_clips, s.split)  # after unusable files are dropped
     log.info("train %d clips, validation %d, test %d", len(train_clips), len(val_clips), len(test_clips))
+    eval_sets = {TEST_SET: eval_clips(test_clips, test_audio), **eval_only}
+    clock.lap("read and decode audio")
 
     fs, ws = s.frontend, s.windows
+    ids = [str(c.path) for c in train_clips]
+    features_cached = cache_path(
+        cache_dir, ids, fs, ws, s.augment, s.variants, s.train.seed, female_labels(train_clips)
+    )
+    features_cached = features_cached is not None and features_cached.exists()
     train_set = extract_windows(
         train_audio,
-        [str(c.path) for c in train_clips],
+        ids,
         fs,
         ws,
         s.augment,
@@ -215,13 +309,14 @@ def train_and_report(
         int(np.sum(train_set.variant == 0)),
         len(y_val),
     )
-    t_feat = time.monotonic()
+    clock.lap("training windows (augmentation, front end)", "from the cache" if features_cached else "")
 
-    model, norm, history = _fit_cached(
-        train_set, y_train, val_set.x, y_val, s, steps, cache_dir, [str(c.path) for c in train_clips]
+    model, norm, history, model_cached = _fit_cached(
+        train_set, y_train, val_set.x, y_val, s, steps, cache_dir, ids
     )
-    t_train = time.monotonic()
-    tflite = to_int8_tflite(model, norm(train_set.x), seed=s.train.seed)
+    clock.lap("training", "the model trained earlier with the same data and settings" if model_cached else "")
+    with native_output_to_log(not verbose):
+        tflite = to_int8_tflite(model, norm(train_set.x), seed=s.train.seed)
 
     summary = summarize(train_clips)
     info = {
@@ -238,73 +333,198 @@ def train_and_report(
         "settings": jsonable(dataclasses.asdict(s)),
     }
     write_model(out_model, tflite, fs, ws.window_frames, s.infer_hop_frames, norm, s.thresholds, info)
-    device_model = load_model(out_model)
-
-    # Evaluation: float Keras and the int8 file through the device runtime, on the same windows.
-    cutter = ClipWindows(Frontend(fs), ws.window_frames, s.infer_hop_frames)
-
-    float_scorer = keras_scorer(model, norm)
-    eval_sets = {
-        "held-out speakers (test split)": eval_clips(test_clips, test_audio),
-        **read_eval_sets(eval_specs, cv_tables),
+    split_record = {
+        side: sorted({speaker_key(c) for c in clips_})
+        for side, clips_ in (("train", train_clips), ("validation", val_clips), ("test", test_clips))
     }
-    results: dict[str, Any] = {"sets": {}}
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "split.json").write_text(json.dumps(split_record, indent=1) + "\n")
+    model.save(report_dir / "model.keras")  # the float model, for comparison and fine-tuning
+    clock.lap("int8 export")
+
+    with native_output_to_log(not verbose):
+        device_model = load_model(out_model)
+    meta = json.loads(out_model.with_suffix(".json").read_text())
+    results = evaluate_and_write(
+        device_model,
+        model,
+        norm,
+        eval_sets,
+        meta,
+        report_dir,
+        out_model.parent / "MODEL_CARD.md",
+        {**info["training_data"], "history": history},
+        clock,
+        command,
+        baseline_npz,
+        cache_dir,
+    )
+    # Metrics go into the metadata too, so a model carries its own numbers.
+    meta["metrics"] = {name: metadata_metrics(by) for name, by in results["sets"].items()}
+    out_model.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+def metadata_metrics(by_model: dict[str, Any]) -> dict[str, Any]:
+    """The figures a model's metadata carries for one evaluation set (shares in 0..1)."""
+    q = by_model["int8"]
+    return {
+        "clips": q["clips"],
+        "thresholds": q["thresholds"],
+        "right": q["band"]["right"],
+        "uncertain": q["band"]["uncertain"],
+        "wrong": q["band"]["wrong"],
+        "clip_balanced_accuracy_p50": q["clip_balanced_accuracy"],
+        "window_balanced_accuracy_p50": q["window_balanced_accuracy"],
+        "float_clip_balanced_accuracy_p50": by_model["float"]["clip_balanced_accuracy"],
+    }
+
+
+def evaluate_and_write(
+    device_model,
+    keras_model,
+    norm: Normaliser,
+    eval_sets: dict[str, list[EvalClip]],
+    meta: dict[str, Any],
+    report_dir: Path,
+    card: Path,
+    training: dict[str, Any],
+    clock: Stopwatch,
+    command: str,
+    baseline_npz: Path | None = None,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Score the int8 file (through the device runtime) and its float model on every set, on the same
+    windows; write metrics.json, REPORT.md with its plots, and the model card."""
+    md = device_model.metadata
+    cutter = ClipWindows(Frontend(md.frontend), md.window_frames, md.hop_frames)
+    float_scorer = keras_scorer(keras_model, norm)
+    results: dict[str, Any] = {"command": command, "sets": {}}
     for name, eclips in eval_sets.items():
         results["sets"][name] = {
-            "float": metrics(score_clips(float_scorer, eclips, cutter), s.thresholds),
-            "int8": metrics(score_clips(device_model.logits, eclips, cutter), s.thresholds),
+            "float": metrics(score_clips(float_scorer, eclips, cutter), md.thresholds),
+            "int8": metrics(score_clips(device_model.logits, eclips, cutter), md.thresholds),
         }
         q = results["sets"][name]["int8"]
         log.info(
-            "%s: int8 clip balanced accuracy %.3f, windows %.3f, uncertain %.3f",
+            "%s: int8 clips right %.3f, uncertain %.3f, wrong %.3f (balanced accuracy at p = 0.5: %.3f)",
             name,
+            q["band"]["right"],
+            q["band"]["uncertain"],
+            q["band"]["wrong"],
             q["clip_balanced_accuracy"],
-            q["window_balanced_accuracy"],
-            q["uncertain_share"],
         )
+        clock.lap(f"evaluation: {name}", f"{len(eclips)} clips, float and int8")
     if baseline_npz is not None:
-        results["baseline"] = _baseline(eval_sets, baseline_npz, cache_dir, seed=0)
+        results["baseline"] = _baseline(eval_sets, baseline_npz, Path(cache_dir or "cache"), seed=0)
+        clock.lap("original-system baseline", "train or load from the cache, score every set")
     results["model"] = {
-        "file": str(out_model.name),
-        "bytes": len(tflite),
-        "params": int(model.count_params()),
-        "macs": count_macs(model),
-        "window_seconds": device_model.metadata.window_seconds,
-        "hop_seconds": device_model.metadata.hop_seconds,
-        "thresholds": dataclasses.asdict(s.thresholds),
+        "file": device_model.path.name,
+        "sha256": meta.get("model_sha256"),
+        "bytes": meta.get("model_bytes"),
+        "params": int(keras_model.count_params()),
+        "macs": count_macs(keras_model),
+        "window_seconds": md.window_seconds,
+        "hop_seconds": md.hop_seconds,
+        "thresholds": dataclasses.asdict(md.thresholds),
         "runtime": device_model.runtime,
     }
-    results["training"] = {
-        **info["training_data"],
-        "history": history,
-        "minutes": {
-            "features": round((t_feat - t0) / 60, 2),
-            "training": round((t_train - t_feat) / 60, 2),
-            "total": round((time.monotonic() - t0) / 60, 2),
-        },
-    }
-    # Metrics go into the metadata too, so a model carries its own numbers.
-    meta = json.loads(out_model.with_suffix(".json").read_text())
-    meta["metrics"] = {
-        name: {
-            k: by["int8"][k]
-            for k in ("clip_balanced_accuracy", "window_balanced_accuracy", "uncertain_share", "clips")
-        }
-        | {"float_clip_balanced_accuracy": by["float"]["clip_balanced_accuracy"]}
-        for name, by in results["sets"].items()
-    }
-    out_model.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    split_record = {
-        side: sorted({c.speaker or str(c.path) for c in clips_})
-        for side, clips_ in (("train", train_clips), ("validation", val_clips), ("test", test_clips))
-    }
-    Path(report_dir).mkdir(parents=True, exist_ok=True)
-    (Path(report_dir) / "split.json").write_text(json.dumps(split_record, indent=1) + "\n")
+    results["training"] = training
+    results["timings"] = clock.record()
     report = write_report(results, report_dir)
-    model.save(Path(report_dir) / "model.keras")  # the float model, for comparison and fine-tuning
-    write_model_card(out_model.parent / "MODEL_CARD.md", results, meta, report)
-    log.info("wrote %s, %s in %.1f min", out_model, report, (time.monotonic() - t0) / 60)
+    write_model_card(card, results, meta, report)
+    log.info("wrote %s and %s in %.1f min", report, card, clock.minutes())
     return results
+
+
+def evaluate_existing(
+    model_path: Path,
+    report_dir: Path,
+    card: Path,
+    cache_dir: Path,
+    train_specs: list[str],
+    eval_specs: dict[str, str],
+    cv_tables: tuple[str, ...],
+    baseline_npz: Path | None = None,
+    verbose: bool = False,
+    command: str = "voicegender-train evaluate",
+) -> dict[str, Any]:
+    """Score an existing model (the int8 file and the float ``model.keras`` beside its report) on the
+    test speakers ``split.json`` records and on the evaluation-only sets; rewrite the report and the
+    model card. The model and its metadata are read, never written."""
+    import keras
+
+    clock = Stopwatch()
+    model_path, report_dir = Path(model_path), Path(report_dir)
+    with native_output_to_log(not verbose):
+        device_model = load_model(model_path)
+    meta = json.loads(metadata_path(model_path).read_text())
+    keras_path, split_path = report_dir / "model.keras", report_dir / "split.json"
+    for path, what in ((keras_path, "the float model"), (split_path, "the record of the speaker split")):
+        if not path.is_file():
+            raise VoicegenderError(f"{path}: {what} is missing (ship and train write it beside the report)")
+    try:
+        record = json.loads(split_path.read_text())
+        test_speakers, train_speakers = set(record["test"]), set(record["train"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VoicegenderError(f"{split_path}: not a speaker-split record ({exc})") from exc
+    if test_speakers & train_speakers:
+        raise VoicegenderError(
+            f"{split_path}: {len(test_speakers & train_speakers)} speakers are in train and test"
+        )
+    keras_model = keras.saving.load_model(keras_path)
+    md = device_model.metadata
+    norm = Normaliser(
+        np.asarray(md.feature_mean, np.float32), np.asarray(md.feature_std, np.float32), md.relative_c0
+    )
+    clips = [c for spec in train_specs for c in read_clips(spec, cv_tables)]
+    test = [c for c in clips if speaker_key(c) in test_speakers]
+    missing = test_speakers - {speaker_key(c) for c in test}
+    if missing:
+        raise VoicegenderError(
+            f"{split_path}: {len(missing)} of its {len(test_speakers)} test speakers are not in the training "
+            f"data given (e.g. {sorted(missing)[0]}); evaluate reads the corpora the model was trained from"
+        )
+    min_seconds = float(meta.get("settings", {}).get("min_seconds", ShipSettings.min_seconds))
+    kept, audio, _ = load_clips(test, min_seconds)
+    eval_sets = {TEST_SET: eval_clips(kept, audio), **read_eval_sets(eval_specs, cv_tables)}
+    clock.lap("read and decode audio")
+    return evaluate_and_write(
+        device_model,
+        keras_model,
+        norm,
+        eval_sets,
+        meta,
+        report_dir,
+        card,
+        training_record(meta, report_dir / "metrics.json"),
+        clock,
+        command,
+        baseline_npz,
+        cache_dir,
+    )
+
+
+def training_record(meta: dict[str, Any], previous_metrics: Path) -> dict[str, Any]:
+    """The training summary from the metadata, with the per-epoch history the previous report recorded
+    when that report is about the same model file."""
+    record = dict(meta.get("training_data", {}))
+    try:
+        old = json.loads(Path(previous_metrics).read_text())
+    except (OSError, ValueError):
+        return record
+    old_model, old_training = old.get("model", {}), old.get("training", {})
+    if old_model.get("sha256"):
+        same = old_model["sha256"] == meta.get("model_sha256")
+    else:  # reports from before the sha256 was recorded
+        same = (old_model.get("bytes"), old_training.get("clips")) == (
+            meta.get("model_bytes"),
+            record.get("clips"),
+        )
+    if same and old_training.get("history"):
+        record["history"] = old_training["history"]
+    return record
 
 
 def _fit_cached(
@@ -320,33 +540,51 @@ def _fit_cached(
         with np.load(where / "norm.npz") as z:
             norm = Normaliser(z["mean"], z["std"], bool(z["relative_c0"]))
         history = json.loads((where / "history.json").read_text())
-        return keras.saving.load_model(where / "model.keras"), norm, history
+        return keras.saving.load_model(where / "model.keras"), norm, history, True
     model, norm, history = fit(train_set.x, y_train, x_val, y_val, s.train, s.cnn, steps=steps)
     where.mkdir(parents=True, exist_ok=True)
     model.save(where / "model.keras")
     np.savez(where / "norm.npz", mean=norm.mean, std=norm.std, relative_c0=norm.relative_c0)
     (where / "history.json").write_text(json.dumps(history))
-    return model, norm, history
+    return model, norm, history, False
+
+
+BASELINE_VARIANTS = {
+    "dB, standardised": True,
+    "raw power (the original code)": False,
+}
+"""Column name -> ``BaselineSettings.log_scale`` of the two baseline inputs the report shows."""
+BASELINE_OWN_SPLIT = "Common Voice, random clip split (as originally reported)"
 
 
 def _baseline(eval_sets: dict[str, list[EvalClip]], npz: Path, cache_dir: Path, seed: int) -> dict[str, Any]:
-    """The original system's approach, trained (or loaded from the cache) and scored on our sets."""
+    """The original system's approach with both inputs, trained (or loaded from the cache) and scored
+    on our sets: balanced accuracy at p = 0.5."""
     from . import baseline
 
-    where = Path(cache_dir) / "baseline"
-    try:
-        model, train_metrics = baseline.load_baseline(where)
-    except (OSError, ValueError, VoicegenderError):
-        model, train_metrics = baseline.train_baseline(npz, seed)
-        baseline.save_baseline(model, train_metrics, where)
-    scores = {
-        "Common Voice, random clip split (as originally reported)": train_metrics["test"]["balanced_accuracy"]
+    features = {
+        name: np.stack([baseline.melmean_features(c.audio) for c in eclips])
+        for name, eclips in eval_sets.items()
     }
-    for name, eclips in eval_sets.items():
-        scores[name] = baseline.score_baseline(model, [(c.audio, int(c.female)) for c in eclips])[
-            "balanced_accuracy"
-        ]
-    return {"scores": scores}
+    variants = {}
+    for label, log_scale in BASELINE_VARIANTS.items():
+        where = Path(cache_dir) / ("baseline" if log_scale else "baseline-raw")
+        try:
+            model, train_metrics = baseline.load_baseline(where)
+            if (train_metrics["settings"]["log_scale"], train_metrics["seed"]) != (log_scale, seed):
+                raise ValueError("cached for other settings")
+        except (OSError, ValueError, KeyError, VoicegenderError):
+            model, train_metrics = baseline.train_baseline(
+                npz, seed, baseline.BaselineSettings(log_scale=log_scale)
+            )
+            baseline.save_baseline(model, train_metrics, where)
+        scores = {BASELINE_OWN_SPLIT: train_metrics["test"]["balanced_accuracy"]}
+        for name, eclips in eval_sets.items():
+            p_male = model.predict(features[name], batch_size=1024, verbose=0).reshape(-1)
+            female = np.array([c.female for c in eclips])
+            scores[name] = baseline.classification_metrics(female, p_male < 0.5)["balanced_accuracy"]
+        variants[label] = scores
+    return {"variants": variants}
 
 
 def jsonable(value: Any) -> Any:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 
+from voicegender.errors import VoicegenderError
 from voicegender.model import normalise_windows
 
 from .cnn import CnnSettings, build_cnn
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,6 @@ class Normaliser:
 
 def set_determinism(seed: int) -> None:
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
-    import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
@@ -66,16 +70,18 @@ def fit(
     y_val: np.ndarray | None,
     settings: TrainSettings,
     cnn: CnnSettings | None = None,
-    verbose: int = 2,
     steps: int | None = None,
 ):
-    """Train and return (keras model, normaliser, history dict). ``steps`` caps training (for tests)."""
-    import keras
-
+    """Train and return (keras model, normaliser, history dict). ``steps`` runs exactly that many
+    gradient steps (over as many epochs as it takes; the last one may be partial) instead of
+    ``settings.epochs`` epochs. Progress is one log line per epoch."""
+    if steps is not None and steps < 1:
+        raise VoicegenderError(f"--steps {steps}: must be at least 1")
     set_determinism(settings.seed)
     norm = Normaliser.fit(x_train, settings.relative_c0)
     model = build_cnn(x_train.shape[1], x_train.shape[2], cnn)
-    n_steps = steps or settings.epochs * int(np.ceil(len(x_train) / settings.batch_size))
+    batches = int(np.ceil(len(x_train) / settings.batch_size))
+    n_steps = steps or settings.epochs * batches
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, n_steps, alpha=0.02)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay)
@@ -85,21 +91,45 @@ def fit(
         metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="acc")],
     )
     val = (norm(x_val), y_val.astype(np.float32)) if x_val is not None and len(x_val) else None
-    epochs, steps_per_epoch = settings.epochs, None
-    if steps is not None:  # a capped run (smoke tests): whole epochs where the data is smaller than steps
-        batches = int(np.ceil(len(x_train) / settings.batch_size))
-        epochs, steps_per_epoch = (1, steps) if steps <= batches else (int(np.ceil(steps / batches)), None)
+    epochs = settings.epochs if steps is None else int(np.ceil(steps / batches))
     history = model.fit(
         norm(x_train),
         y_train.astype(np.float32),
         batch_size=settings.batch_size,
         epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
         validation_data=val,
         shuffle=True,
-        verbose=verbose,
+        verbose=0,
+        callbacks=[_Progress(epochs, n_steps)],
     )
     return model, norm, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+class _Progress(keras.callbacks.Callback):
+    """Logs one line per epoch and stops training after exactly ``steps`` gradient steps."""
+
+    def __init__(self, epochs: int, steps: int) -> None:
+        super().__init__()
+        self.epochs, self.steps, self.done = epochs, steps, 0
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        self.done += 1
+        if self.done >= self.steps:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        logs = logs or {}
+        val = f", validation accuracy {logs['val_acc']:.3f}" if "val_acc" in logs else ""
+        log.info(
+            "epoch %d/%d (step %d/%d): training accuracy %.3f, loss %.3f%s",
+            epoch + 1,
+            self.epochs,
+            self.done,
+            self.steps,
+            logs.get("acc", float("nan")),
+            logs.get("loss", float("nan")),
+            val,
+        )
 
 
 def keras_scorer(model, norm: Normaliser) -> Callable[[np.ndarray], np.ndarray]:
