@@ -10,11 +10,22 @@ Expected counts on the shared data were made once, independently of the readers,
   speakers 16 (F), 22 (F), 17 (M) with 6 clips.
 - emodb/manifest.csv: 535 rows, 302 female / 233 male, speaker_id 5 female / 5 male.
 - more-speakers/*/manifest.csv: 21 + 4 + 37 = 62 rows, 21 female / 41 male clips, 5 F / 6 M speakers.
+- The Ogg Opus sets, from ``awk -F, 'FNR>1 {sub(/\\r$/, ""); ...}' <folder>/*/manifest.csv`` ($2 gender,
+  $3 speaker_id; the manifests have CRLF line ends): commonvoice 2,484 rows, 595 F / 1,889 M clips,
+  410 F / 1,278 M speakers, 59 distinct lang values, cv61-english 61 of 62 rows with an age; speechocean762
+  1,249 rows, 625 F / 624 M clips, 125 / 125 speakers, an age (6-43) on every row; small-sets 82 rows,
+  13 F / 69 M clips, 2 F / 8 M speakers, an accent on 6 + 60 + 10 = 76 rows (cmu_arctic_samples,
+  fsdd_digits, vctk_p239); eval-only 1,670 rows, 655 F / 1,015 M clips, 85 F / 130 M speakers. No other
+  gender values occur in these manifests.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import subprocess
+import sys
+import types
 from collections import Counter
 from pathlib import Path
 
@@ -23,8 +34,10 @@ import pytest
 import soundfile
 
 from voicegender.errors import VoicegenderError
+from voicegender_training.audio_decode import load_batch
 from voicegender_training.datasets import (
     Clip,
+    eval_only_reason,
     normalise_gender,
     parse_spec,
     read_any,
@@ -32,6 +45,7 @@ from voicegender_training.datasets import (
     read_kaggle_common_voice,
     read_librispeech,
     read_manifest,
+    refuse_eval_only,
     summarize,
 )
 
@@ -410,3 +424,259 @@ def test_parse_spec() -> None:
     assert parse_spec("CV:/data/cv") == ("commonvoice", Path("/data/cv"))
     assert parse_spec("cv-kaggle:x.csv") == ("kaggle", Path("x.csv"))
     assert parse_spec("/data/plain") == (None, Path("/data/plain"))
+
+
+# --- Ogg Opus manifests (commonvoice/, speechocean762/, small-sets/, eval-only/) --------------------------
+
+OPUS_SETS = {  # folder: (rows, female clips, male clips, female speakers, male speakers)
+    "commonvoice": (2484, 595, 1889, 410, 1278),
+    "speechocean762": (1249, 625, 624, 125, 125),
+    "small-sets": (82, 13, 69, 2, 8),
+    "eval-only": (1670, 655, 1015, 85, 130),
+}
+
+
+@pytest.mark.parametrize("folder", sorted(OPUS_SETS))
+def test_opus_manifest_counts(data_dir: Path, folder: str) -> None:
+    rows, f_clips, m_clips, f_speakers, m_speakers = OPUS_SETS[folder]
+    clips, stats = read_any(data_dir / folder)
+    assert (stats.rows, stats.kept, dict(stats.skipped)) == (rows, rows, {})
+    assert Counter(c.gender for c in clips) == {"female": f_clips, "male": m_clips}
+    assert (_speakers(clips, "female"), _speakers(clips, "male")) == (f_speakers, m_speakers)
+    assert stats.has_speakers and not stats.warnings
+    # Durations come from the Opus headers: every clip is 1-12 s.
+    assert all(
+        c.path.suffix == ".opus" and c.duration is not None and 1.0 <= c.duration <= 12.0 for c in clips
+    )
+
+
+def test_opus_manifest_attributes(data_dir: Path) -> None:
+    def attrs(clips: list[Clip]) -> list[dict[str, str]]:
+        return [dict(c.attributes) for c in clips]
+
+    cv = attrs(read_any(data_dir / "commonvoice")[0])
+    assert len({a["lang"] for a in cv}) == 59
+    english = attrs(read_any(data_dir / "commonvoice" / "cv61-english")[0])
+    assert sum("age" in a for a in english) == 61  # one blank age is not kept
+    ocean = attrs(read_any(data_dir / "speechocean762")[0])
+    assert all(a["lang"] == "en" for a in ocean)
+    assert {int(a["age"]) for a in ocean} >= {6, 43} and all(6 <= int(a["age"]) <= 43 for a in ocean)
+    small = read_any(data_dir / "small-sets")[0]
+    assert sum("accent" in a for a in attrs(small)) == 76
+    fsdd = [dict(c.attributes) for c in small if c.corpus == "fsdd_digits"]
+    assert Counter(a["accent"] for a in fsdd) == {
+        "USA/neutral": 20,
+        "DEU/German": 20,
+        "BEL/French": 10,
+        "GRC/Greek": 10,
+    }
+    # Only DESCRIPTIVE_COLUMNS are kept: not source, not fsdd's utterances.
+    assert {k for a in attrs(small) for k in a} == {"lang", "age", "accent"}
+
+
+def test_opus_fixture_manifest_reads_and_decodes(fixtures_dir: Path) -> None:
+    """Two real 16 kHz Opus clips (speechocean762, Common Voice 6.1) in a CRLF manifest with rows of
+    other genders and a missing file: the rows are counted, the clips decode through load_batch."""
+    manifest = fixtures_dir / "opus_manifest" / "manifest.csv"
+    clips, stats = read_manifest(manifest)
+    assert (stats.rows, stats.kept) == (8, 2)
+    assert dict(stats.skipped) == {
+        "gender other": 1,
+        "gender non-binary": 1,
+        "gender do_not_wish_to_say": 1,
+        "gender blank": 1,
+        "gender intersex": 1,
+        "missing file": 1,
+    }
+    assert [(c.gender, c.speaker, c.corpus) for c in clips] == [
+        ("male", "speechocean762_0048", "opus_manifest"),
+        ("female", "cv_en_rsample_76485f7d3664df25", "opus_manifest"),
+    ]
+    # lang and age kept; the blank accent and the utterances column are not.
+    assert [c.attributes for c in clips] == [
+        (("lang", "en"), ("age", "6")),
+        (("lang", "en"), ("age", "twenties")),
+    ]
+    assert [c.duration for c in clips] == [pytest.approx(1.44), pytest.approx(1.35)]
+
+    result = load_batch(clips)
+    assert result.rejects == []
+    assert [item for item, _ in result.loaded] == clips
+    for clip, audio in result.loaded:
+        assert audio.dtype == np.float32 and audio.ndim == 1
+        assert abs(audio.size - clip.duration * 16000) <= 160
+        assert 0.01 < float(np.sqrt(np.mean(audio**2))) < 0.5 and np.abs(audio).max() <= 1.0
+
+
+def test_generated_opus_with_accent(tmp_path: Path) -> None:
+    root = tmp_path / "set"
+    root.mkdir()
+    t = np.arange(24000) / 16000
+    tone = (0.2 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+    soundfile.write(root / "a.opus", tone, 16000, format="OGG", subtype="OPUS")
+    (root / "manifest.csv").write_text(
+        "path,gender,speaker_id,source,lang,age,accent,utterances\n"
+        "a.opus,male,s1,synthetic,en,22,English SW England,1+2\n",
+        encoding="utf-8",
+    )
+    clips, stats = read_any(root)
+    assert stats.kept == 1
+    assert clips[0].attributes == (("lang", "en"), ("age", "22"), ("accent", "English SW England"))
+    assert clips[0].duration == pytest.approx(1.5)
+    ((_, audio),) = load_batch(clips).loaded
+    assert abs(audio.size - 24000) <= 160 and 0.1 < float(np.abs(audio).max()) <= 0.3
+
+
+# --- evaluation-only data is refused for training -------------------------------------------------------
+
+EVAL_ONLY_README = (
+    "# A corpus\n\n## As packed here\n- At most 10 clips per speaker.\n"
+    "- Use: evaluation only (licence is non-commercial, research-only or not stated): never train a "
+    "shipped model on it.\n"
+)
+# small-sets/african_phone: mentions a part that is evaluation only, but the set is for training.
+TRAINING_README = (
+    "- Use: two male voices in two African languages on phone microphones. Yoruba (MIT) is usable for "
+    "training;\n  Berom has no licence: evaluation only.\n- Use: see the README above.\n"
+)
+
+
+def _manifest_folder(root: Path, readme: str | None = None) -> Path:
+    _wav(root / "a.wav")
+    (root / "manifest.csv").write_text("path,gender,speaker_id\na.wav,male,s1\n", encoding="utf-8")
+    if readme is not None:
+        (root / "README.md").write_text(readme, encoding="utf-8")
+    return root
+
+
+def test_refuse_eval_only_by_folder_name(tmp_path: Path) -> None:
+    (tmp_path / "link").symlink_to(_manifest_folder(tmp_path / "EmoDB"))  # the real path counts too
+    for root in (
+        _manifest_folder(tmp_path / "eval-only" / "nemo"),
+        _manifest_folder(tmp_path / "Eval-Only" / "nemo"),
+        tmp_path / "EmoDB",
+        tmp_path / "link",
+    ):
+        for spec in (str(root), f"manifest:{root / 'manifest.csv'}", str(root / "manifest.csv")):
+            with pytest.raises(VoicegenderError, match="--allow-eval-only") as exc:
+                refuse_eval_only(spec, allow=False)
+            _assert_one_line_naming(exc, Path(spec.removeprefix("manifest:")))
+            assert "evaluation-only" in str(exc.value)
+    refuse_eval_only(str(_manifest_folder(tmp_path / "ok" / "evaluation")), allow=False)
+
+
+def test_refuse_eval_only_by_readme(tmp_path: Path) -> None:
+    root = _manifest_folder(tmp_path / "nemo", EVAL_ONLY_README)
+    with pytest.raises(VoicegenderError, match=r"README\.md says 'Use: evaluation only'") as exc:
+        refuse_eval_only(str(root / "manifest.csv"), allow=False)
+    _assert_one_line_naming(exc, root / "manifest.csv")
+    # A folder of manifests is refused when one of its sets is.
+    _manifest_folder(tmp_path / "fine", "- Use: training and evaluation.\n")
+    with pytest.raises(VoicegenderError, match="nemo"):
+        refuse_eval_only(str(tmp_path), allow=False)
+    # "evaluation only" elsewhere than the Use: line is no refusal.
+    refuse_eval_only(str(_manifest_folder(tmp_path / "phone", TRAINING_README)), allow=False)
+    refuse_eval_only(str(tmp_path / "fine"), allow=False)
+
+
+def test_allow_eval_only_warns(tmp_path: Path, caplog) -> None:
+    root = _manifest_folder(tmp_path / "eval-only" / "x")
+    with caplog.at_level(logging.WARNING):
+        refuse_eval_only(str(root), allow=True)
+    assert any("do not ship this model" in r.getMessage() for r in caplog.records)
+
+
+def test_shared_eval_only_sets_are_refused(data_dir: Path, tmp_path: Path) -> None:
+    refused = [data_dir / "emodb", data_dir / "emodb" / "manifest.csv", data_dir / "eval-only"]
+    refused += sorted(p.parent for p in (data_dir / "eval-only").glob("*/manifest.csv"))
+    assert len(refused) == 3 + 7
+    for path in refused:
+        with pytest.raises(VoicegenderError, match="--allow-eval-only"):
+            refuse_eval_only(str(path), allow=False)
+    training = [
+        "LibriSpeech",
+        "commonvoice",
+        "commonvoice-fa",
+        "speechocean762",
+        "small-sets",
+        "more-speakers",
+    ]
+    training += [str(p.parent.relative_to(data_dir)) for p in data_dir.glob("*/*/manifest.csv")]
+    training = [name for name in training if not name.startswith("eval-only")]
+    assert len(training) == 6 + 4 + 4 + 3
+    for name in training:
+        assert eval_only_reason(data_dir / name) is None, name
+    # Each eval-only README says so by itself (a copy under a plain folder name is refused too).
+    for readme in sorted((data_dir / "eval-only").glob("*/README.md")):
+        copy = _manifest_folder(tmp_path / readme.parent.name, readme.read_text(encoding="utf-8"))
+        assert "README.md says" in (eval_only_reason(copy) or ""), readme
+
+
+def _train_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("voicegender-train")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, check=False, timeout=120)
+
+
+def test_cli_refuses_eval_only_data(tmp_path: Path) -> None:
+    bad = _manifest_folder(tmp_path / "eval-only" / "nemo")
+    good = _manifest_folder(tmp_path / "mine")
+    out = tmp_path / "m.tflite"
+    for args in (
+        ["train", "--data", str(good), "--data", f"manifest:{bad}", "--out", str(out)],
+        ["crossval", "--data", str(bad), "--report-dir", str(tmp_path / "r")],
+    ):
+        result = _train_cli(*args)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("voicegender-train: error: "), result.stderr
+        assert str(bad) in lines[0] and "--allow-eval-only" in lines[0]
+        assert result.stdout == ""
+    assert not out.exists() and not (tmp_path / "r").exists()
+    assert "--allow-eval-only" in _train_cli("train", "--help").stdout
+
+
+@pytest.fixture
+def fake_ship(monkeypatch) -> list[tuple[str, tuple]]:
+    """voicegender_training.ship / .crossval replaced by recorders (no TensorFlow, no training)."""
+    import voicegender_training
+    import voicegender_training.tflog
+
+    calls: list[tuple[str, tuple]] = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Settings:
+        train: object = None
+
+    ship = types.SimpleNamespace(
+        ShipSettings=Settings,
+        run_custom=lambda *a, **k: calls.append(("train", a)),
+        shipped_specs=lambda data_dir: ([], {}),
+        SHIP_CV_TABLES=("validated",),
+    )
+    crossval = types.SimpleNamespace(run=lambda *a, **k: calls.append(("crossval", a)))
+    for name, module in (("ship", ship), ("crossval", crossval)):
+        monkeypatch.setitem(sys.modules, f"voicegender_training.{name}", module)
+        monkeypatch.setattr(voicegender_training, name, module, raising=False)
+    monkeypatch.setattr(voicegender_training.tflog, "quiet_tensorflow", lambda verbose: None)
+    return calls
+
+
+def test_cli_allow_eval_only_and_eval_option(tmp_path: Path, fake_ship, capsys) -> None:
+    from voicegender_training.cli import main
+
+    bad = str(_manifest_folder(tmp_path / "emodb"))
+    good = str(_manifest_folder(tmp_path / "mine"))
+    out = str(tmp_path / "m.tflite")
+    assert main(["train", "--data", bad, "--out", out]) == 2
+    assert fake_ship == [] and "--allow-eval-only" in capsys.readouterr().err
+    # --eval is what evaluation-only data is for: never refused.
+    assert main(["train", "--data", good, "--eval", bad, "--out", out]) == 0
+    assert main(["train", "--data", bad, "--out", out, "--allow-eval-only"]) == 0
+    assert main(["crossval", "--data", bad, "--allow-eval-only"]) == 0
+    assert main(["crossval", "--data", good, "--eval", bad]) == 0
+    assert [(kind, a[0], a[1]) for kind, a in fake_ship] == [
+        ("train", [good], [bad]),
+        ("train", [bad], []),
+        ("crossval", [bad], {}),
+        ("crossval", [good], {bad: bad}),
+    ]

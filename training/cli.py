@@ -13,6 +13,7 @@ from pathlib import Path
 from voicegender.errors import VoicegenderError
 
 REPO = Path(__file__).resolve().parents[1]
+ALLOW_EVAL_ONLY_HELP = "train on evaluation-only corpora anyway; such a model must not be shipped"
 
 
 def _positive(text: str) -> int:
@@ -96,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         help="train exactly this many gradient steps instead of the epochs (smoke tests)",
     )
     train.add_argument("--variants", type=int, help="augmented copies per clip")
+    train.add_argument("--allow-eval-only", action="store_true", help=ALLOW_EVAL_ONLY_HELP)
 
     cv = sub.add_parser(
         "crossval",
@@ -119,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         "--steps", type=_positive, help="train each fold exactly this many gradient steps (smoke tests)"
     )
     cv.add_argument("--variants", type=int, help="augmented copies per clip")
+    cv.add_argument("--allow-eval-only", action="store_true", help=ALLOW_EVAL_ONLY_HELP)
     for q in (ship, cv, ev):
         q.add_argument(
             "--data-dir",
@@ -147,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
+        if args.command in ("train", "crossval"):
+            from .datasets import refuse_eval_only
+
+            for spec in args.data or []:  # before TensorFlow loads: a refusal comes at once
+                refuse_eval_only(spec, args.allow_eval_only)
         from .tflog import quiet_tensorflow
 
         quiet_tensorflow(args.verbose)  # before TensorFlow is imported

@@ -434,7 +434,7 @@ def _read_speakers_txt(path: Path) -> dict[str, str]:
 # --- Plain manifest: path,gender,speaker_id[,...] --------------------------------------------------
 
 MANIFEST_COLUMNS = ("path", "gender", "speaker_id")
-DESCRIPTIVE_COLUMNS = ("emotion",)
+DESCRIPTIVE_COLUMNS = ("emotion", "lang", "age", "accent")
 """Optional manifest columns kept on each clip (``Clip.attributes``) for per-group evaluation."""
 
 
@@ -509,6 +509,57 @@ def parse_spec(spec: str) -> tuple[str | None, Path]:
     if sep and re.fullmatch(r"[A-Za-z][\w-]+", kind) and not Path(spec).exists():
         raise VoicegenderError(f"--data {spec}: unknown kind {kind!r} (known: {', '.join(KINDS)})")
     return None, Path(spec).expanduser()
+
+
+# --- Evaluation-only corpora ---------------------------------------------------------------------------
+
+EVAL_ONLY_FOLDERS = ("eval-only", "emodb")
+"""Folder names (any path component, any case) that mark a corpus as evaluation-only."""
+_EVAL_ONLY_README = re.compile(r"^\W*use:\s*evaluation[\s-]+only\b", re.IGNORECASE | re.MULTILINE)
+"""A README line such as ``- Use: evaluation only (licence is non-commercial, ...)``. Only the "Use:"
+line counts: a README may mention evaluation-only parts it left out (small-sets/african_phone)."""
+
+
+def eval_only_reason(path: Path) -> str | None:
+    """Why the dataset at ``path`` is evaluation-only (its folder name or its README), or None."""
+    for parts in (path.parts, path.resolve().parts):
+        named = [p for p in parts if p.lower() in EVAL_ONLY_FOLDERS]
+        if named:
+            return f"it is in a folder named {named[-1]!r}"
+    folder = path if path.is_dir() else path.parent
+    folders = [folder]
+    if path.is_dir() and not (path / "manifest.csv").is_file():
+        folders += sorted(m.parent for m in path.glob("*/manifest.csv"))  # a folder of manifests
+    for candidate in folders:
+        readme = candidate / "README.md"
+        try:
+            text = readme.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if _EVAL_ONLY_README.search(text):
+            return f"{readme} says 'Use: evaluation only'"
+    return None
+
+
+def refuse_eval_only(spec: str, allow: bool) -> None:
+    """VoicegenderError for a training dataset that is evaluation-only (licence forbids or doesn't
+    state commercial use), unless ``allow``: a model trained on it must not be shipped.
+
+    Evaluation-only means: a path component named ``eval-only`` or ``emodb`` (any case), or a
+    README.md in the dataset's folder (or, for a folder of manifests, in one of its subfolders) with
+    a line ``Use: evaluation only``.
+    """
+    _, path = parse_spec(str(spec))
+    reason = eval_only_reason(path)
+    if reason is None:
+        return
+    if allow:
+        log.warning("training on evaluation-only data %s (%s): do not ship this model", path, reason)
+        return
+    raise VoicegenderError(
+        f"{path}: evaluation-only data ({reason}), not for training a model that may be shipped; "
+        "pass --allow-eval-only to train on it anyway"
+    )
 
 
 def detect_kind(path: Path) -> str:
