@@ -40,10 +40,12 @@ class DecisionSettings:
     """p_female at or above this is "female"; 0 = the model's own threshold."""
     hysteresis: float = 0.05
     """A provisional label changes only once p_female is this far past the threshold it crosses."""
-    min_speech_seconds: float = 0.4
-    """Speech an utterance needs before any decision; shorter utterances are ignored."""
-    min_window_speech: float = 0.4
-    """A model window counts only when at least this share of its frames is speech."""
+    min_speech_seconds: float = 0.25
+    """Speech an utterance needs before any decision (a short word has about 0.3 s); shorter
+    utterances get none."""
+    min_window_speech: float = 0.25
+    """A model window counts only when at least this share of its frames is speech (the model is
+    trained on windows holding 0.25-0.9 s of speech among background)."""
     provisional: bool = True
     """Show provisional decisions while the person is still speaking."""
     end_of_utterance_seconds: float = 0.2
@@ -195,7 +197,8 @@ class UtteranceDecider:
                     events.append(State.SPEECH)
                 self._last_speech = f
                 self._speech_frames += 1
-            elif self.in_utterance and f - self._last_speech >= end_gap:
+            elif self.in_utterance and f - self._last_speech >= end_gap and (self._windows or f >= wf):
+                # A word in the stream's first second waits for the first full window to be scored in.
                 events.extend(self._finish(may_continue=True))
             if self.in_utterance:
                 start = f - (wf - 1)

@@ -71,6 +71,8 @@ class StreamProcessor:
         self.speech_frames = 0
         """Frames the VAD labelled speech so far."""
         self._frame_seconds = fe.hop_length / fe.sample_rate
+        # One window, plus the pause that ends an utterance.
+        self._min_input_seconds = meta.window_seconds + decision.end_of_utterance_seconds
 
     @property
     def position(self) -> float:
@@ -100,8 +102,14 @@ class StreamProcessor:
         return self._process(self.resampler.push(chunk), final=False)
 
     def flush(self) -> list[Event]:
-        """End of input: process what is buffered and decide the utterance in progress."""
-        events = self._process(self.resampler.flush(), final=True)
+        """End of input: process what is buffered and decide the utterance in progress. Input shorter
+        than one model window (a file holding a single word) is first padded with silence, so the
+        word has a window to be scored in, as it would on a live microphone."""
+        events: list[Event] = []
+        short = self._min_input_seconds * self.input_rate - self.samples_in
+        if short > 0:
+            events += self.push(np.zeros(int(np.ceil(short)), dtype=np.float32))
+        events += self._process(self.resampler.flush(), final=True)
         return events + self.decider.flush()
 
     def _process(self, audio: np.ndarray, final: bool) -> list[Event]:

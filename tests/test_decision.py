@@ -131,7 +131,7 @@ def test_continuation_pools_the_evidence_of_both_parts() -> None:
 
 
 def test_too_little_speech_gives_no_decision() -> None:
-    events, calls = run(speech((1.0, 1.3), total=3.0), lambda w: logit(0.9))
+    events, calls = run(speech((1.0, 1.2), total=3.0), lambda w: logit(0.9))  # 0.2 s < 0.25 s
     assert decisions(events) == []
     assert [e for _, e in events] == [State.SPEECH, State.LISTENING]
     assert calls == []  # no window was mostly speech: the model never ran

@@ -149,7 +149,7 @@ def test_too_little_speech_is_uncertain_not_no_speech(clips) -> None:
     audio = clips["male_1320"]
     labels = detect_speech(audio)
     first = int(np.argmax(labels))
-    word = audio[first * 160 : (first + 25) * 160]  # 0.25 s of speech, less than min_speech_seconds
+    word = audio[first * 160 : (first + 16) * 160]  # 0.16 s of speech, less than min_speech_seconds
     d = classify_audio(np.concatenate([np.zeros(SR), word, np.zeros(SR)]).astype(np.float32), SR, FakeModel())
     assert d.label == "uncertain" and np.isnan(d.p_female) and d.windows == 0
     assert 0 < d.speech_seconds < DecisionSettings().min_speech_seconds
