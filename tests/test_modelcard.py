@@ -122,73 +122,371 @@ def test_durations_a_set_does_not_reach_are_not_reported():
 
     from voicegender.model import Thresholds
     from voicegender_training.evaluate import metrics
-    from voicegender_training.report import shown_durations
+    from voicegender_training.report import speech_cell
 
     by_duration = {
         1.0: np.array([2.0, -2.0, 2.0, -2.0]),
-        2.0: np.array([2.0, np.nan, np.nan, -2.0]),  # two of four clips are long enough
-        5.0: np.full(4, np.nan),
+        2.0: np.array([2.0, np.nan, np.nan, -2.0]),  # two of four clips have that much speech
+        3.0: np.full(4, np.nan),
     }
     scores = _scores([0.9, 0.1, 0.9, 0.1], [True, False, True, False], by_duration=by_duration)
     m = metrics(scores, Thresholds())
     assert m["by_duration"]["2.0"]["reach"] == 0.5 and m["by_duration"]["2.0"]["n"] == 2
-    assert m["by_duration"]["5.0"] == {"reach": 0.0, "clips": 0}
-    assert shown_durations(m) == ["1.0"]
+    assert m["by_duration"]["3.0"] == {"reach": 0.0, "clips": 0}
+    assert speech_cell(m["by_duration"]["2.0"]) == "100.0% / 0.0% / 0.0% (50.0% reach)"
+    assert speech_cell(m["by_duration"]["3.0"]) == "–"
 
 
-def _results(n_clips: dict[str, int]) -> dict:
+# --- The report and the model card from a results dict as ship.evaluate_and_write builds it ------------
+
+TEST = "held-out speakers (test split)"
+BAVED = "BAVED (Arabic single words, own devices)"
+NEMO = "nEMO (Polish, acted)"
+TINY = "Tiny corpus (4 clips, held out)"
+
+
+def _three(right: int, uncertain: int, wrong: int) -> dict:
+    """A three_way result from counts."""
+    from voicegender_training.evaluate import wilson_interval
+
+    n = right + uncertain + wrong
+    return {
+        "n": n, "right_n": right, "uncertain_n": uncertain, "wrong_n": wrong,
+        "right": right / n, "uncertain": uncertain / n, "wrong": wrong / n,
+        "right_ci95": list(wilson_interval(right, n)),
+    }  # fmt: skip
+
+
+def _headline(right: int, uncertain: int, wrong: int, balanced: float, cpu: float = 0.002) -> dict:
+    return _three(right, uncertain, wrong) | {
+        "no_speech": 0.0, "balanced_right": balanced - 0.01, "balanced_accuracy_p50": balanced,
+        "cpu_per_audio_second": cpu,
+    }  # fmt: skip
+
+
+def _lengths(**cells) -> dict:
+    """by_duration at 0.3-3 s; ``cells`` maps e.g. ``s0_5=(right, uncertain, wrong, reach)``."""
+    out = {}
+    for key in ("0.3", "0.5", "0.8", "1.0", "2.0", "3.0"):
+        cell = cells.get("s" + key.replace(".", "_"))
+        if cell is None:
+            out[key] = {"reach": 0.0, "clips": 0}
+        else:
+            r, u, w, reach = cell
+            out[key] = {"reach": reach, "clips": r + u + w, **_three(r, u, w), "balanced_accuracy": 0.9}
+    return out
+
+
+def _figures(n: int, head: dict, float_balanced: float, **extra) -> dict:
+    """{"int8": M, "float": M} for a set of n clips (half women), with the headline given."""
     from voicegender.model import Thresholds
     from voicegender_training.evaluate import metrics
 
-    sets = {}
-    for name, n in n_clips.items():
-        female = [i % 2 == 0 for i in range(n)]
-        m = metrics(_scores([0.8 if f else 0.2 for f in female], female), Thresholds())
-        sets[name] = {"int8": m, "float": m}
+    female = [i % 2 == 0 for i in range(n)]
+    m = metrics(_scores([0.8 if f else 0.2 for f in female], female), Thresholds())
+    int8 = m | {"headline": head, "by_duration": extra.get("lengths", _lengths())}
+    if "attributes" in extra:
+        int8["by_attribute"] = extra["attributes"]
+    flt = m | {"headline": head | {"balanced_accuracy_p50": float_balanced}, "by_duration": _lengths()}
+    return {"int8": int8, "float": flt}
+
+
+def _peer(right: int, uncertain: int, wrong: int, balanced: float) -> dict:
+    return _three(right, uncertain, wrong) | {
+        "balanced_right": balanced, "balanced_accuracy_p50": balanced, "errors": 0,
+        "cpu_per_audio_second": 0.05,
+        "band_by_gender": {"female": _three(10, 5, 5), "male": _three(18, 1, 1)},
+    }  # fmt: skip
+
+
+def _age_groups() -> dict:
+    return {
+        "6-9": {"all": _three(5, 3, 12), "female": _three(4, 1, 0), "male": _three(1, 2, 12)},
+        "20+": {"all": _three(19, 1, 0), "female": _three(10, 0, 0), "male": _three(9, 1, 0)},
+    }
+
+
+def _full_results() -> dict:
+    age = {"age band": _age_groups()}
+    flags = {
+        "F0 check (qa_f0.csv)": {
+            "high_for_male": {"all": _three(2, 1, 3), "male": _three(2, 1, 3)},
+            "not flagged": {"all": _three(30, 2, 2), "male": _three(16, 1, 1), "female": _three(14, 1, 1)},
+        }
+    }
+    sets = {
+        TEST: _figures(40, _headline(37, 2, 1, 0.961), 0.962, attributes=age | flags,
+                       lengths=_lengths(s0_5=(30, 2, 4, 0.9), s1_0=(35, 1, 1, 0.925))),
+        TINY: _figures(4, _headline(4, 0, 0, 1.0), 1.0),
+        BAVED: _figures(40, _headline(34, 4, 2, 0.94), 0.951, lengths=_lengths(s0_3=(20, 10, 10, 1.0))),
+        NEMO: _figures(40, _headline(38, 1, 1, 0.97), 0.968),
+    }  # fmt: skip
+    sets[TEST]["peer"] = _peer(36, 2, 2, 0.95)
+    sets[BAVED]["peer"] = _peer(30, 6, 4, 0.90)
+    sets[NEMO]["peer"] = _peer(39, 1, 0, 0.99)
+    loco_m = {
+        "headline": _headline(90, 6, 4, 0.912),
+        "band_by_gender": {"female": _three(45, 3, 2), "male": _three(45, 3, 2)},
+        "by_duration": _lengths(s0_5=(40, 5, 5, 0.5)),
+        "by_attribute": age,
+        "speakers": {"n": 20, "right_n": 18},
+        "clips": 100, "speakers_female": 10, "speakers_male": 10,
+        "worst_speakers": [["so_0042", {"clips": 4, "accuracy": 0.25, "female": False}]],
+    }  # fmt: skip
+    loco = {
+        "speechocean762": {
+            "int8": loco_m, "training_windows": 5000, "epochs": 2,
+            "sample": {"int8": _headline(18, 1, 1, 0.933), "peer": _peer(17, 2, 1, 0.881)},
+        },
+        "Common Voice": {
+            "int8": loco_m | {"headline": _headline(95, 3, 2, 0.957), "by_attribute": {}},
+            "training_windows": 4000, "epochs": 2,
+        },
+    }  # fmt: skip
+    training = {
+        "corpora": ["cv61-multilingual", "fsdd_digits", "speechocean762"],
+        "licences": {
+            "cv61-multilingual": "CC0 1.0", "speechocean762": "CC BY 4.0", "fsdd_digits": "CC BY-SA 4.0",
+        },
+        "sets": [
+            {"corpus": "cv61-multilingual", "source": "/data/commonvoice/cv61-multilingual",
+             "licence": "CC0 1.0", "speakers_female": 300, "speakers_male": 310, "clips": 1200, "hours": 1.5,
+             "languages": ["de", "kab", "tr"]},
+            {"corpus": "fsdd_digits", "source": "/data/small-sets/fsdd_digits", "licence": "CC BY-SA 4.0",
+             "speakers_female": 0, "speakers_male": 6, "clips": 24, "hours": 0.02, "languages": []},
+            {"corpus": "speechocean762", "source": "/data/speechocean762", "licence": "CC BY 4.0",
+             "speakers_female": 88, "speakers_male": 87, "clips": 870, "hours": 0.95, "languages": ["en"]},
+        ],
+        "speakers_female": 388, "speakers_male": 403, "clips": 2094, "hours": 2.47, "augmented_copies": 2,
+        "rejected_files": {}, "history": {"acc": [0.8, 0.9], "val_acc": [0.85, 0.9], "minutes": 31.5},
+    }  # fmt: skip
     model = {
         "file": "m.tflite", "sha256": "ab" * 32, "bytes": 1000, "params": 10, "macs": 2e6,
         "window_seconds": 0.99, "hop_seconds": 0.25, "runtime": "test",
         "thresholds": {"male_below": 0.35, "female_above": 0.65},
     }  # fmt: skip
-    timings = [{"stage": "read and decode audio", "minutes": 0.5, "note": ""}]
-    return {"command": "voicegender-train evaluate", "sets": sets, "model": model, "timings": timings}
+    timings = [
+        {"stage": "training", "minutes": 31.5, "note": ""},
+        {"stage": "total", "minutes": 50.0, "note": ""},
+    ]
+    return {
+        "command": "voicegender-train ship", "sets": sets, "loco": loco, "training": training,
+        "model": model, "timings": timings,
+    }  # fmt: skip
 
 
-def test_report_names_its_figures_and_leaves_small_sets_out_of_the_tables(tmp_path):
-    from voicegender_training.report import write_report
-
-    path = write_report(_results({"big set": 40, "tiny set": 4}), tmp_path)
-    text = path.read_text()
-    summary = text.split("## Summary")[1].split("\n## ")[0]
-    assert "| big set | 20/20 | 40 | 100.0% / 0.0% / 0.0% | 91.2-100.0% |" in summary
-    assert "| tiny set |" not in summary
-    assert "tiny set (4 clips, 4 right, 95% interval 51.0-100.0%)" in summary
-    assert "## tiny set (int8)" in text  # its own section stays
-    assert "| read and decode audio | 0.50 |" in text and "{'" not in text
-    assert (tmp_path / "accuracy_vs_speech.png").stat().st_size > 0
+def _section(text: str, heading: str) -> str:
+    assert heading in text, heading
+    return text.split(heading, 1)[1].split("\n#", 1)[0]
 
 
-def test_model_card_shows_the_three_way_figures_and_the_goals(tmp_path):
-    from voicegender_training.modelcard import write_model_card
-
-    results = _results({"held-out speakers (test split)": 40})
-    meta = {
-        "training_data": {
-            "clips": 10,
-            "hours": 0.1,
-            "speakers_female": 3,
-            "speakers_male": 3,
-            "licences": {},
-            "augmented_copies": 3,
-        },
+def _meta(training: dict | None = None) -> dict:
+    return {
+        "training_data": training or {},
         "frontend": {"n_mfcc": 40, "n_mels": 40, "fmin": 60.0, "fmax": 8000.0},
         "thresholds": {"male_below": 0.35, "female_above": 0.65},
-        "settings": {"augment": {"p_f0": 0.5, "male_f0_semitones": [0, 8], "female_f0_semitones": [-5, 0]}},
+        "settings": {
+            "augment": {
+                "p_noise": 0.7, "snr_db": [3, 30], "p_reverb": 0.4, "rt60": [0.15, 0.8], "p_eq": 0.6,
+                "p_tilt": 0.5, "tilt_db_per_octave": [-3, 3], "gain_db": [-20, 10], "p_f0": 0.5,
+                "male_f0_semitones": [0, 8], "female_f0_semitones": [-5, 0],
+            },
+            "windows": {"p_short": 0.5, "short_seconds": [0.25, 0.9]},
+            "variants": 2,
+        },
         "window_frames": 98,
-    }
+    }  # fmt: skip
+
+
+def test_report_shows_summary_goals_speech_lengths_and_loco(tmp_path):
+    from voicegender_training.report import write_report
+
+    text = write_report(_full_results(), tmp_path).read_text()
+    assert "{'" not in text and "nan" not in text.lower()
+    intro = text.split("## Summary")[0]
+    assert "never trained on" in intro and "validation speakers of the training corpora" in intro
+    assert f"evaluation-only corpora, never in the training data ({TINY}, {BAVED}, {NEMO})" in intro
+
+    summary = _section(text, "## Summary")
+    assert (
+        f"| {NEMO} | 40 | 20/20 | 95.0% / 2.5% / 2.5% | 83.5-98.6% | 0.0% | 97.0% | 96.8% "
+        "| 97.5% / 2.5% / 0.0% | 99.0% | 0.0020 / 0.0500 |"
+    ) in summary
+    assert f"| {TINY} |" not in summary and f"{TINY} (4 clips; ours 4 right, 0 uncertain, 0 wrong" in summary
+    # Macro over BAVED and nEMO (the 4-clip set left out): ours (94 + 97) / 2, peer (90 + 99) / 2.
+    assert "ours **95.5%**, peer **94.5%**" in summary
+    assert f"Left out as too small (fewer than 20 clips): {TINY}." in summary
+    assert "macro average and the goals (fewer than 20 clips" in summary
+
+    goals = _section(text, "## Goals")
+    assert (
+        "- Macro balanced accuracy over the evaluation-only sets >= 96.0%: **not met**: 95.5% over 2 sets"
+        in goals
+    )
+    assert (
+        "at least the peer's on each evaluation-only set: **not met**: behind on 1 of 2: "
+        f"{NEMO} 97.0% vs 99.0%" in goals
+    )
+    assert f"- Uncertain <= 5.0% on every set: **not met**: over on 1 of 3: {BAVED} 10.0%" in goals
+    assert (
+        "- BAVED single words: right >= 90.0%, uncertain <= 5.0%: **not met**: right 85.0%, "
+        "uncertain 10.0% (40 clips)" in goals
+    )
+    # Only the test split has clips with 0.5 s of speech: 30 of 36 right (83.3%), 2 uncertain (5.6%).
+    assert (
+        "0.5 s of speech: right >= 90.0%, uncertain <= 5.0%: **not met**: short on 1 of 1: "
+        f"{TEST} 83.3% right, 5.6% uncertain" in goals
+    )
+    assert "**not met**: speechocean762 91.2%; Common Voice 95.7%" in goals
+    assert (
+        "int8 within 0.5 points of float (balanced accuracy) on every set: **not met**: off on 1 of 3 "
+        f"(int8 - float, points): {BAVED} -1.1" in goals
+    )
+
+    lengths = _section(text, "## Accuracy against seconds of speech")
+    assert "| set | 0.3 s | 0.5 s | 0.8 s | 1 s | 2 s | 3 s | whole clip |" in lengths
+    assert (
+        f"| {TEST} | – | 83.3% / 5.6% / 11.1% (90.0% reach) | – | 94.6% / 2.7% / 2.7% (92.5% reach) "
+        "| – | – | 92.5% / 5.0% / 2.5% |" in lengths
+    )
+    assert f"| {BAVED} | 50.0% / 25.0% / 25.0% (100.0% reach) |" in lengths
+    assert (
+        "| speechocean762, held out (model trained without it) | – | 80.0% / 10.0% / 10.0% (50.0% reach) |"
+        in lengths
+    )
+    assert (tmp_path / "accuracy_vs_speech.png").stat().st_size > 0
+
+    loco = _section(text, "## Leave-one-corpus-out")
+    assert (
+        "| speechocean762 | 10/10 | 100 | 90.0% / 6.0% / 4.0% | 90.2% | 91.2% | 20 | 93.3% | 88.1% "
+        "| 5000 / 2 |" in loco
+    )
+    assert "| speechocean762: age 6-9 | – | 20 | 25.0% / 15.0% / 60.0% |" in loco
+    assert (
+        "| Common Voice | 10/10 | 100 | 95.0% / 3.0% / 2.0% | 94.7% | 95.7% | – | – | – | 4000 / 2 |" in loco
+    )
+
+    ages = _section(text, "## By age band")
+    assert (
+        f"| {TEST} | 6-9 | 20 | 25.0% / 15.0% / 60.0% | 5 | 80.0% / 20.0% / 0.0% | 15 "
+        "| 6.7% / 13.3% / 80.0% |" in ages
+    )
+    assert "| speechocean762, held out (model trained without it) | 20+ |" in ages
+    assert "| high_for_male |" in _section(text, "## By F0 check (qa_f0.csv)")
+    assert "so_0042 (M) 25.0% of 4" in _section(text, "## Worst speakers")
+    training = _section(text, "## Training data")
+    assert "| speechocean762 | `/data/speechocean762` | 88/87 | 870 | 0.95 | en | CC BY 4.0 |" in training
+    assert "| **total** |  | 388/403 | 2094 | 2.47 | 4 languages |  |" in training
+    assert "Training the network took 31.50 min" in text and "| training | 31.50 |" in text
+
+
+def test_report_without_peer_loco_or_training_sets(tmp_path):
+    from voicegender_training.report import write_report
+
+    results = _full_results()
+    for by in results["sets"].values():
+        by.pop("peer", None)
+    del results["loco"], results["training"]["sets"]
+    results["peer_error"] = "inaSpeechSegmenter: pip failed"
+    text = write_report(results, tmp_path).read_text()
+    assert "The peer could not run in this run: inaSpeechSegmenter: pip failed" in text
+    assert "ours **95.5%**; the peer did not run on them." in text
+    goals = _section(text, "## Goals")
+    assert "on each evaluation-only set: not measured: the peer did not run" in goals
+    assert "on each family: not measured: not run by this command" in goals
+    assert "## Leave-one-corpus-out" not in text
+    assert "2094 clips, 2.47 h, 388 female and 403 male speakers from cv61-multilingual" in text
+
+
+def test_model_card_lists_exactly_the_run_s_training_sets_licences_and_eval_only_sets(tmp_path):
+    from voicegender_training.modelcard import write_model_card
+
+    results = _full_results()
     card = write_model_card(
-        tmp_path / "MODEL_CARD.md", results, meta, tmp_path / "report" / "REPORT.md"
+        tmp_path / "MODEL_CARD.md", results, _meta(), tmp_path / "report" / "REPORT.md"
     ).read_text()
-    assert "| held-out speakers (test split) | 20/20 | 40 | 100.0% / 0.0% / 0.0% |" in card
-    assert "balanced accuracy at p = 0.5 >= 99.0%: 100.0%, met; at most 5.0% uncertain: 0.0%, met" in card
-    assert "not run for this model" in card  # no baseline in these results
+    assert "{'" not in card and "nan" not in card.lower()
+    training = _section(card, "## Training data")
+    rows = [line.split("|")[1].strip() for line in training.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["cv61-multilingual", "fsdd_digits", "speechocean762", "**total**"]
+    assert "| fsdd_digits | `/data/small-sets/fsdd_digits` | 0/6 | 24 | 0.02 | – | CC BY-SA 4.0 |" in training
+    # Attribution for exactly the licences present: CC BY 4.0 (speechocean762), CC BY-SA 4.0 (FSDD).
+    assert "Zhang et al." in training and "Interspeech 2021" in training and ": CC BY 4.0." in training
+    assert "Free Spoken Digit Dataset" in training and ": CC BY-SA 4.0." in training
+    assert "No attribution required: cv61-multilingual (CC0 1.0)." in training
+    for absent in (
+        "LibriSpeech",
+        "Panayotov",
+        "VCTK",
+        "AISHELL",
+        "Apache",
+        "ODC-By",
+        "CMU ARCTIC",
+        "MIT",
+        "Sewade",
+    ):
+        assert absent not in card, absent
+    assert "EmoDB" not in card  # no fixed "not trained on" text
+    # The evaluation-only sets of this run, named as such; the test split is not one of them.
+    for name in (TINY, BAVED, NEMO):
+        assert f"- {name}: evaluation only." in training
+    assert f"- {TEST}: evaluation only." not in card
+    assert "0.25-0.9 s of speech" in training and "3-30 dB SNR" in training
+
+    evaluation = card.split("## Evaluation", 1)[1]
+    assert f"| {NEMO} | 40 | 20/20 | 95.0% / 2.5% / 2.5% |" in evaluation
+    assert "ours **95.5%**, peer **94.5%**" in evaluation
+    assert "- Leave-one-corpus-out balanced accuracy >= 95.0% on each family: **not met**" in evaluation
+    assert "| speechocean762 | 10/10 | 100 |" in evaluation and "| 1 s |" in evaluation
+
+    children = _section(card, "### Children")
+    # Test split, ages 6-9: boys 1 male / 2 uncertain / 12 female of 15; girls 4 / 1 / 0 of 5.
+    assert (
+        "- Children aged 6-9, the shipped model on the test split: boys (15 clips) called male 6.7%, "
+        "uncertain 13.3%, called female 80.0% (adult men, 10 clips: called male 90.0%, uncertain 10.0%, "
+        "called female 0.0%); girls (5 clips) called female 80.0%, uncertain 20.0%, called male 0.0%"
+    ) in children
+    assert "the model trained without speechocean762, on all of speechocean762: boys (15 clips)" in children
+    f0 = _section(card, "### Voices with an unusual F0")
+    assert (
+        "the shipped model on the test split: men flagged `high_for_male` (6 clips): called male 33.3%, "
+        "uncertain 16.7%, called female 50.0%; unflagged men: called male 88.9%"
+    ) in f0
+
+
+def test_model_card_from_older_metadata_without_sets_or_ages(tmp_path):
+    from voicegender_training.modelcard import write_model_card
+
+    results = _full_results()
+    del results["training"], results["loco"]
+    results["sets"][TEST]["int8"]["by_attribute"] = {}
+    td = {
+        "clips": 371, "hours": 0.869, "speakers_female": 93, "speakers_male": 100, "augmented_copies": 3,
+        "licences": {"LibriSpeech": "CC BY 4.0", "commonvoice-fa": "CC0"},
+    }  # fmt: skip
+    card = write_model_card(
+        tmp_path / "MODEL_CARD.md", results, _meta(td), tmp_path / "REPORT.md"
+    ).read_text()
+    assert "from: LibriSpeech (CC BY 4.0), commonvoice-fa (CC0)." in card
+    assert "- LibriSpeech ASR corpus, (c) 2014 Vassil Panayotov" in card
+    assert "No attribution required: commonvoice-fa (CC0)." in card
+    assert "This run has no clips with ages, so what a child's voice gets was not measured." in card
+
+
+def test_report_constants_match_the_pipeline_that_fills_them():
+    """report.TEST_SET and modelcard.F0_CHECK name what ship.py writes (read as text: importing ship
+    loads TensorFlow)."""
+    import re
+    from pathlib import Path
+
+    from voicegender_training import modelcard, report
+
+    source = (Path(report.__file__).parent / "ship.py").read_text()
+    assert re.search(r'^TEST_SET = "(.*)"$', source, re.M).group(1) == report.TEST_SET
+    assert re.search(r'^F0_CHECK = "(.*)"$', source, re.M).group(1) == modelcard.F0_CHECK
+    assert (
+        re.search(
+            r'^VOICED_SHARE = "(.*)"$', (Path(report.__file__).parent / "evaluate.py").read_text(), re.M
+        ).group(1)
+        in report.ATTRIBUTE_ORDER
+    )
