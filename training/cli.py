@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     ship.add_argument("--cache-dir", type=Path, default=REPO / "cache", help="feature and baseline cache")
     ship.add_argument("--no-baseline", action="store_true", help="skip the original-system baseline")
+    ship.add_argument(
+        "--no-peer", action="store_true", help="skip the peer (inaSpeechSegmenter in its own venv, .venv-ina)"
+    )
 
     ev = sub.add_parser(
         "evaluate",
@@ -67,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluation-only dataset (repeatable; default without --data: the shipped model's)",
     )
     ev.add_argument("--no-baseline", action="store_true", help="skip the original-system baseline")
+    ev.add_argument(
+        "--peer",
+        action=argparse.BooleanOptionalAction,
+        help="score inaSpeechSegmenter on the same clips (default: on for the shipped model's data)",
+    )
 
     train = sub.add_parser(
         "train", help="train a model on your own data (Common Voice, LibriSpeech, CSV manifests)"
@@ -178,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 settings,
                 baseline=not args.no_baseline,
                 verbose=args.verbose,
+                peer=not args.no_peer,
             )
         elif args.command == "crossval":
             from . import crossval
@@ -253,6 +262,7 @@ def _evaluate(args: argparse.Namespace, ship) -> int:
         cv_tables,
         baseline_npz=npz,
         verbose=args.verbose,
+        peer=not args.data if args.peer is None else args.peer,
     )
     return 0
 

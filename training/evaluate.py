@@ -41,6 +41,8 @@ class EvalClip:
     name: str
     attributes: tuple[tuple[str, str], ...] = ()
     """(name, value) pairs to break the figures down by, e.g. ``(("emotion", "anger"),)``."""
+    path: str = ""
+    """The audio file, for the peer (which reads files); empty for synthetic clips."""
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Clips -> MFCC training windows, with the device's own front end, in parallel, cached on disk.
 
 The cache key covers everything that changes the numbers: front-end settings and version, window
-geometry, augmentation settings, seed, variants and the clip list itself.
+geometry, augmentation settings, seed, variants, the clip list itself and the code that cuts and
+augments the windows.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 
 from voicegender.frontend import FRONTEND_VERSION, Frontend, FrontendSettings
 
-from .augment import AugmentSettings, augment
+from .augment import AugmentSettings, augment, coloured_noise
+from .codehash import FEATURE_CODE, code_digest
 from .windows import voiced_window_starts
 
 
@@ -34,6 +36,13 @@ class WindowSettings:
     """Hop between training windows cut from one clip (0.25 s)."""
     min_voiced: float = 0.6
     """Share of a window's frames that must be voiced for it to be used."""
+    p_short: float = 0.5
+    """Share of an augmented copy's windows cut down to a short stretch of speech (one word's worth)
+    with background around it, as a microphone gives a single word inside a 1 s window."""
+    short_seconds: tuple[float, float] = (0.25, 0.9)
+    """Range of the speech kept in a short window, in seconds."""
+    bed_snr_db: tuple[float, float] = (15.0, 60.0)
+    """Range of the level of the background around a short window's speech, below the speech."""
 
 
 @dataclass(frozen=True)
@@ -51,22 +60,58 @@ class FeatureSet:
         return FeatureSet(self.x[mask], self.clip[mask], self.variant[mask])
 
 
+def short_window(
+    audio: np.ndarray, ws: WindowSettings, sample_rate: int, rng: np.random.Generator
+) -> np.ndarray:
+    """One window's audio cut down to a random stretch of speech (``ws.short_seconds``) with 10 ms
+    ramps, the rest replaced by a background bed: coloured noise ``ws.bed_snr_db`` below the speech,
+    or (one time in six) digital silence, as a padded file gives."""
+    n = audio.size
+    keep = min(n, int(rng.uniform(*ws.short_seconds) * sample_rate))
+    start = int(rng.integers(0, n - keep + 1))
+    mask = np.zeros(n, np.float32)
+    mask[start : start + keep] = 1.0
+    ramp = min(int(0.01 * sample_rate), keep // 2)
+    if ramp:
+        mask[start : start + ramp] = np.linspace(0, 1, ramp, dtype=np.float32)
+        mask[start + keep - ramp : start + keep] = np.linspace(1, 0, ramp, dtype=np.float32)
+    speech = audio * mask
+    if rng.random() < 1 / 6:
+        return speech
+    rms = float(np.sqrt(np.mean(audio[start : start + keep] ** 2))) if keep else 0.0
+    level = rms * 10 ** (-rng.uniform(*ws.bed_snr_db) / 20)
+    bed = coloured_noise(n, float(rng.choice([0.0, 1.0, 2.0])), rng) * level
+    return (speech + bed * (1.0 - mask)).astype(np.float32)
+
+
 def _clip_windows(args: tuple) -> tuple[np.ndarray, np.ndarray]:
     audio, female, fs_dict, ws_dict, aug_dict, variants, seed = args
     frontend = Frontend(FrontendSettings(**fs_dict))
-    ws = WindowSettings(**ws_dict)
+    ws = WindowSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in ws_dict.items()})
     aug = AugmentSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug_dict.items()})
+    hop, sr = frontend.settings.hop_length, frontend.settings.sample_rate
+    window_samples = (ws.window_frames - 1) * hop + frontend.settings.win_length
+    # A clip shorter than a window (a single word) is padded with silence, as the device pads a file.
+    audio = np.pad(audio, (0, max(0, window_samples - audio.size)))
     # Choose windows on the clean audio so every variant covers the same speech.
     starts = voiced_window_starts(audio, frontend, ws.window_frames, ws.train_hop_frames, ws.min_voiced)
     out, var = [], []
     rng = np.random.default_rng(seed)
     for v in range(variants + 1):
         # Frames of the whole clip equal the frames of each window cut from it (frames are not centred).
-        frames = frontend.mfcc(audio if v == 0 else augment(audio, aug, rng, female))
+        audio_v = audio if v == 0 else augment(audio, aug, rng, female)
+        frames = frontend.mfcc(audio_v)
         # Random crops: augmented copies shift their windows by up to one training hop.
         shift = int(rng.integers(0, ws.train_hop_frames)) if v else 0
         last = len(frames) - ws.window_frames
-        out.extend(frames[min(s + shift, last) : min(s + shift, last) + ws.window_frames] for s in starts)
+        for start in (min(s + shift, last) for s in starts):
+            if v and rng.random() < ws.p_short:
+                # Frames of a window's own samples equal the clip's frames there, so this is the
+                # window the device would see with only that stretch of speech in it.
+                source = audio_v[start * hop : start * hop + window_samples]
+                out.append(frontend.mfcc(short_window(source, ws, sr, rng)))
+            else:
+                out.append(frames[start : start + ws.window_frames])
         var.extend([v] * len(starts))
     if not out:
         return np.zeros((0, ws.window_frames, frontend.settings.n_mfcc), np.float32), np.zeros(0, np.int8)
@@ -86,6 +131,7 @@ def cache_key(
         {
             "frontend": fs.to_dict(),
             "frontend_version": FRONTEND_VERSION,
+            "code": code_digest(FEATURE_CODE),
             "windows": dataclasses.asdict(ws),
             "augment": dataclasses.asdict(aug),
             "variants": variants,

@@ -4,12 +4,13 @@ It needs its own TensorFlow 2.15 / numpy 1.23 (it still uses ``numpy.int``), so 
 its own (``.venv-ina`` by default, made on first use from PyPI) through ``ina_worker.py``, one
 process for all clips. A clip's label is the gender with more speech time in ina's segmentation; a
 clip where it finds no male or female speech (or as much of each) is undecided, which our three-way
-figures count as "uncertain". Results are cached per file (path, size, mtime), since a full run over
-the evaluation sets takes CPU-minutes.
+figures count as "uncertain". Results are cached per file (path, size, content hash), since a full
+run over the evaluation sets takes CPU-minutes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -105,8 +106,9 @@ def ensure_venv(venv: Path) -> Path:
 
 
 def _key(path: Path) -> str:
-    st = path.stat()
-    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    """The file's path and content: a copy of the data made again (new mtimes) still hits the cache."""
+    data = path.read_bytes()
+    return f"{path.resolve()}|{len(data)}|{hashlib.sha256(data).hexdigest()[:16]}"
 
 
 def run_ina(paths: Iterable[Path], venv: Path, cache: Path | None = None) -> dict[Path, PeerResult]:

@@ -3,11 +3,13 @@ report and write the model card. ``voicegender-train ship`` runs this."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,23 +18,29 @@ from typing import Any
 import numpy as np
 
 from voicegender.errors import VoicegenderError
-from voicegender.frontend import Frontend, FrontendSettings
+from voicegender.frontend import FrontendSettings
 from voicegender.model import Thresholds, load_model, metadata_path
 
 from .audio_decode import load_batch
 from .augment import AugmentSettings
 from .cnn import CnnSettings, count_macs
+from .codehash import MODEL_CODE, code_digest
 from .datasets import GENDERS, Clip, read_any, summarize
-from .evaluate import VOICED_SHARE, ClipWindows, EvalClip, metrics, score_clips, voiced_share_group
+from .device_eval import balanced_right, float_twin, headline, score_set
+from .evaluate import VOICED_SHARE, EvalClip, metrics, three_way, voiced_share_group
 from .export import to_int8_tflite, write_model
 from .features import WindowSettings, cache_path, extract_windows
+from .loco import FAMILIES, family_of, run_loco
 from .modelcard import write_model_card
+from .peer import INA_VERSION, PeerError, PeerResult, run_ina
 from .report import write_report
 from .splits import SplitSettings, split_by_speaker
 from .tflog import native_output_to_log
-from .train import Normaliser, TrainSettings, fit, keras_scorer
+from .train import Normaliser, TrainSettings, fit
+from .weights import window_weights
 
 log = logging.getLogger(__name__)
+REPO_DIR = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -41,17 +49,18 @@ class ShipSettings:
 
     frontend: FrontendSettings = field(default_factory=FrontendSettings)
     """Front-end settings (stored in the model metadata)."""
-    windows: WindowSettings = field(default_factory=WindowSettings)
-    """Window geometry for training."""
+    windows: WindowSettings = field(default_factory=lambda: WindowSettings(train_hop_frames=50))
+    """Window geometry for training (0.5 s between windows: ten times the speakers, not the overlap,
+    is what adds information)."""
     infer_hop_frames: int = 25
     """Hop between windows on the device (0.25 s)."""
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     """Augmentation of the training clips."""
-    variants: int = 3
+    variants: int = 2
     """Augmented copies per training clip, besides the clean one."""
-    split: SplitSettings = field(default_factory=SplitSettings)
-    """Speaker-disjoint split."""
-    train: TrainSettings = field(default_factory=TrainSettings)
+    split: SplitSettings = field(default_factory=lambda: SplitSettings(max_seconds_per_speaker=10.0))
+    """Speaker-disjoint split; at most 10 s of audio per speaker, so no speaker or corpus dominates."""
+    train: TrainSettings = field(default_factory=lambda: TrainSettings(epochs=5))
     """Optimisation."""
     cnn: CnnSettings = field(default_factory=CnnSettings)
     """Network shape."""
@@ -61,19 +70,35 @@ class ShipSettings:
     """Clips shorter than this are dropped (with a count)."""
 
 
-# Training corpora may be shipped (licences allow it); EmoDB is evaluation only. LibriSpeech
-# test-clean samples are held out: two of them are the project's test fixtures.
+# Training corpora may be shipped (their licences allow it). LibriSpeech test-clean samples are held
+# out: two of them are the project's test fixtures. EmoDB and eval-only/ are never trained on.
 TRAIN_SOURCES = (
     ("librispeech", "LibriSpeech", "CC BY 4.0"),
+    ("manifest", "commonvoice/cv61-multilingual", "CC0 1.0"),
+    ("manifest", "commonvoice/cv61-english", "CC0 1.0"),
+    ("manifest", "commonvoice/cv13-english", "CC0 1.0"),
+    ("manifest", "commonvoice/twi-tamil", "CC0 1.0"),
+    ("commonvoice", "commonvoice-fa", "CC0 1.0"),
+    ("manifest", "speechocean762", "CC BY 4.0"),
     ("manifest", "more-speakers/vctk_samples", "CC BY 4.0"),
     ("manifest", "more-speakers/aishell3_sample", "Apache 2.0"),
-    ("commonvoice", "commonvoice-fa", "CC0"),
+    ("manifest", "small-sets/fsdd_digits", "CC BY-SA 4.0"),
+    ("manifest", "small-sets/cmu_arctic_samples", "CMU ARCTIC licence (permissive, with attribution)"),
+    ("manifest", "small-sets/vctk_p239", "ODC-By"),
+    ("manifest", "small-sets/african_phone", "MIT"),
 )
 # The Persian release is tiny; its unvalidated clips still add voices.
 SHIP_CV_TABLES = ("validated", "other")
 EVAL_ONLY = {
     "LibriSpeech test-clean (MP3, held out)": ("manifest", "more-speakers/librispeech_testclean_samples"),
-    "EmoDB (German, acted; cross-corpus)": ("manifest", "emodb"),
+    "EmoDB (German, acted)": ("manifest", "emodb"),
+    "nEMO (Polish, acted)": ("manifest", "eval-only/nemo-polish"),
+    "ASED (Amharic, acted, own devices)": ("manifest", "eval-only/ased-amharic"),
+    "BAVED (Arabic single words, own devices)": ("manifest", "eval-only/baved-arabic"),
+    "EmotionTTS (Korean, studio, emotional)": ("manifest", "eval-only/emotiontts-korean"),
+    "Urdu TV talk shows": ("manifest", "eval-only/urdu-tv"),
+    "Deeply Korean (phones at 0.4-4 m)": ("manifest", "eval-only/deeply-korean"),
+    "VCC2016 (English, studio)": ("manifest", "eval-only/vcc2016"),
 }
 
 
@@ -101,23 +126,68 @@ def load_clips(clips: list[Clip], min_seconds: float) -> tuple[list[Clip], list[
     return kept, [a for _, a in result.loaded], dict(result.reject_counts())
 
 
+AGE_BANDS = ((6, 9, "6-9"), (10, 12, "10-12"), (13, 15, "13-15"), (16, 19, "16-19"), (20, 200, "20+"))
+"""Age bands of the report: speechocean762's children are 6-15 (pre-puberty to mid-puberty)."""
+
+
+def age_band(age: str) -> str | None:
+    try:
+        years = int(float(age))
+    except ValueError:
+        return None
+    return next((name for lo, hi, name in AGE_BANDS if lo <= years <= hi), None)
+
+
+F0_CHECK = "F0 check (qa_f0.csv)"
+"""Attribute: the corpus's flag for the speaker's median F0 ("high_for_male", "low_for_female" or
+"not flagged")."""
+
+
+def qa_flags(specs: list[str]) -> dict[str, str]:
+    """Speaker id -> F0 flag from the ``qa_f0.csv`` beside each dataset's manifest, where there is one."""
+    flags = {}
+    for spec in specs:
+        folder = Path(spec.split(":", 1)[-1])
+        table = (folder if folder.is_dir() else folder.parent) / "qa_f0.csv"
+        if table.is_file():
+            with table.open(encoding="utf-8") as fh:
+                for row in csv.DictReader(fh):
+                    flags[row["speaker_id"]] = (row.get("flag") or "").strip() or "not flagged"
+    return flags
+
+
 def eval_clips(
-    clips: list[Clip], audio: list[np.ndarray], voiced_share: bool = True, sample_rate: int = 16000
+    clips: list[Clip],
+    audio: list[np.ndarray],
+    voiced_share: bool = True,
+    sample_rate: int = 16000,
+    flags: dict[str, str] | None = None,
 ) -> list[EvalClip]:
-    """Evaluation records, each with its corpus's descriptive attributes and (unless ``voiced_share``
-    is False) its voiced share, for the report's breakdowns."""
-    return [
-        EvalClip(
-            a,
-            c.gender == "female",
-            c.speaker or c.path.name,
-            c.path.name,
-            (*c.attributes, (VOICED_SHARE, voiced_share_group(a, sample_rate)))
-            if voiced_share
-            else c.attributes,
+    """Evaluation records, each with its corpus's descriptive attributes, its corpus, age band and F0
+    flag (``flags``), and (unless ``voiced_share`` is False) its voiced share, for the breakdowns."""
+    records = []
+    for c, a in zip(clips, audio, strict=True):
+        attributes = dict(c.attributes)
+        band = age_band(attributes.pop("age", ""))
+        attributes["corpus"] = c.corpus
+        if flags and c.speaker in flags:
+            attributes[F0_CHECK] = flags[c.speaker]
+        if band:
+            attributes["age band"] = band
+        if voiced_share:
+            attributes[VOICED_SHARE] = voiced_share_group(a, sample_rate)
+        attributes.pop("accent", None)
+        records.append(
+            EvalClip(
+                a,
+                c.gender == "female",
+                c.speaker or c.path.name,
+                c.path.name,
+                tuple(sorted(attributes.items())),
+                str(c.path),
+            )
         )
-        for c, a in zip(clips, audio, strict=True)
-    ]
+    return records
 
 
 def read_eval_sets(
@@ -131,7 +201,32 @@ def read_eval_sets(
             raise VoicegenderError(
                 f"{spec}: no usable clips to evaluate on (see the skipped-file counts above)"
             )
-        sets[name] = eval_clips(kept, audio, voiced_share)
+        sets[name] = eval_clips(kept, audio, voiced_share, flags=qa_flags([spec]))
+    return sets
+
+
+def training_sets(
+    clips: list[Clip], audio: list[np.ndarray], source_of: dict[str, tuple[str, str]], sample_rate: int
+) -> list[dict[str, Any]]:
+    """What each training corpus gave the model (its training-split clips): speakers, clips, hours,
+    languages, and where it came from with its licence, for the model card."""
+    sets = []
+    for corpus in sorted({c.corpus for c in clips}):
+        own = [(c, a) for c, a in zip(clips, audio, strict=True) if c.corpus == corpus]
+        summary = summarize([c for c, _ in own])
+        spec, licence = source_of.get(corpus, ("", "unknown"))
+        sets.append(
+            {
+                "corpus": corpus,
+                "source": spec.split(":", 1)[-1],
+                "licence": licence,
+                "speakers_female": summary.speakers_by_gender["female"],
+                "speakers_male": summary.speakers_by_gender["male"],
+                "clips": len(own),
+                "hours": round(sum(len(a) for _, a in own) / sample_rate / 3600, 3),
+                "languages": sorted({dict(c.attributes).get("lang", "") for c, _ in own} - {""}),
+            }
+        )
     return sets
 
 
@@ -196,6 +291,7 @@ def run(
     settings: ShipSettings,
     baseline: bool = True,
     verbose: bool = False,
+    peer: bool = True,
 ) -> dict[str, Any]:
     """The shipped model: fixed training corpora and evaluation sets under ``data_dir``."""
     data_dir = Path(data_dir)
@@ -209,6 +305,8 @@ def run(
         baseline_npz=melmean_npz(data_dir) if baseline else None,
         verbose=verbose,
         command="voicegender-train ship",
+        loco=True,
+        peer=peer,
     )
 
 
@@ -259,15 +357,21 @@ def train_and_report(
     baseline_npz: Path | None = None,
     verbose: bool = False,
     command: str = "voicegender-train",
+    loco: bool = False,
+    peer: bool = False,
 ) -> dict[str, Any]:
-    """Read, split by speaker, extract, train, export int8, evaluate float and int8, report. Every
-    check on the data (empty split sides, unusable evaluation sets) comes before anything is written."""
+    """Read, split by speaker, extract, train, export int8, evaluate float and int8 (and with ``loco``
+    leave-one-corpus-out), report. Every check on the data (empty split sides, unusable evaluation
+    sets) comes before anything is written."""
     clock = Stopwatch()
     s = settings
     out_model = Path(out_model)
     clips: list[Clip] = []
-    for spec, _licence in train_specs:
-        clips += read_clips(spec, cv_tables)
+    source_of: dict[str, tuple[str, str]] = {}  # corpus -> (spec, licence)
+    for spec, licence in train_specs:
+        read = read_clips(spec, cv_tables)
+        source_of |= {c.corpus: (spec, licence) for c in read}
+        clips += read
     split = split_by_speaker(clips, s.split)
     for warning in split.warnings:
         log.warning("%s", warning)
@@ -278,7 +382,8 @@ def train_and_report(
     test_clips, test_audio, _ = load_clips(list(split.test), s.min_seconds)
     require_evaluable_split(train_clips, val_clips, test_clips, s.split)  # after unusable files are dropped
     log.info("train %d clips, validation %d, test %d", len(train_clips), len(val_clips), len(test_clips))
-    eval_sets = {TEST_SET: eval_clips(test_clips, test_audio), **eval_only}
+    flags = qa_flags([spec for spec, _ in train_specs])
+    eval_sets = {TEST_SET: eval_clips(test_clips, test_audio, flags=flags), **eval_only}
     clock.lap("read and decode audio")
 
     fs, ws = s.frontend, s.windows
@@ -311,8 +416,9 @@ def train_and_report(
     )
     clock.lap("training windows (augmentation, front end)", "from the cache" if features_cached else "")
 
+    weights = window_weights(train_clips, train_set.clip)
     model, norm, history, model_cached = _fit_cached(
-        train_set, y_train, val_set.x, y_val, s, steps, cache_dir, ids
+        train_set, y_train, val_set.x, y_val, weights, s, steps, cache_dir, ids
     )
     clock.lap("training", "the model trained earlier with the same data and settings" if model_cached else "")
     with native_output_to_log(not verbose):
@@ -323,6 +429,7 @@ def train_and_report(
         "training_data": {
             "corpora": sorted({c.corpus for c in train_clips}),
             "licences": {Path(spec.split(":", 1)[-1]).name: lic for spec, lic in train_specs},
+            "sets": training_sets(train_clips, train_audio, source_of, fs.sample_rate),
             "speakers_female": summary.speakers_by_gender["female"],
             "speakers_male": summary.speakers_by_gender["male"],
             "clips": len(train_clips),
@@ -346,6 +453,48 @@ def train_and_report(
     with native_output_to_log(not verbose):
         device_model = load_model(out_model)
     meta = json.loads(out_model.with_suffix(".json").read_text())
+    extra = {}
+    if loco:
+
+        def write(family: str, tflite: bytes, norm_: Normaliser):
+            path = report_dir / "loco" / (re.sub(r"[^a-z0-9]+", "-", family.lower()).strip("-") + ".tflite")
+            write_model(path, tflite, fs, ws.window_frames, s.infer_hop_frames, norm_, s.thresholds, {})
+            with native_output_to_log(not verbose):
+                return load_model(path)
+
+        everyone = eval_clips(
+            train_clips + val_clips + test_clips,
+            train_audio + val_audio + test_audio,
+            voiced_share=False,
+            flags=flags,
+        )
+        held_out = {
+            f: [c for c in everyone if family_of(dict(c.attributes)["corpus"]) == f] for f in FAMILIES
+        }
+        samples = {
+            f: [c for c in eval_sets[TEST_SET] if family_of(dict(c.attributes)["corpus"]) == f]
+            for f in FAMILIES
+        }
+
+        def peer_on(sample: list[EvalClip]) -> dict[str, Any] | None:
+            found = run_peer({"sample": sample}, Path(cache_dir)) if peer else None
+            return peer_figures(sample, found) if isinstance(found, dict) else None
+
+        extra["loco"] = run_loco(
+            train_clips,
+            train_set,
+            y_train,
+            val_clips,
+            val_set,
+            y_val,
+            held_out,
+            samples,
+            s,
+            write,
+            Path(cache_dir),
+            peer_on,
+        )
+        clock.lap("leave-one-corpus-out", f"{len(FAMILIES)} models, each tested on all of its family")
     results = evaluate_and_write(
         device_model,
         model,
@@ -359,6 +508,8 @@ def train_and_report(
         command,
         baseline_npz,
         cache_dir,
+        peer=peer,
+        extra=extra,
     )
     # Metrics go into the metadata too, so a model carries its own numbers.
     meta["metrics"] = {name: metadata_metrics(by) for name, by in results["sets"].items()}
@@ -368,16 +519,20 @@ def train_and_report(
 
 def metadata_metrics(by_model: dict[str, Any]) -> dict[str, Any]:
     """The figures a model's metadata carries for one evaluation set (shares in 0..1)."""
-    q = by_model["int8"]
+    q, f = by_model["int8"]["headline"], by_model["float"]["headline"]
     return {
-        "clips": q["clips"],
-        "thresholds": q["thresholds"],
-        "right": q["band"]["right"],
-        "uncertain": q["band"]["uncertain"],
-        "wrong": q["band"]["wrong"],
-        "clip_balanced_accuracy_p50": q["clip_balanced_accuracy"],
-        "window_balanced_accuracy_p50": q["window_balanced_accuracy"],
-        "float_clip_balanced_accuracy_p50": by_model["float"]["clip_balanced_accuracy"],
+        "clips": q["n"],
+        "thresholds": by_model["int8"]["thresholds"],
+        "right": q["right"],
+        "uncertain": q["uncertain"],
+        "wrong": q["wrong"],
+        "balanced_accuracy_p50": q["balanced_accuracy_p50"],
+        "float_balanced_accuracy_p50": f["balanced_accuracy_p50"],
+        **(
+            {"peer_balanced_accuracy_p50": by_model["peer"]["balanced_accuracy_p50"]}
+            if "peer" in by_model
+            else {}
+        ),
     }
 
 
@@ -394,28 +549,42 @@ def evaluate_and_write(
     command: str,
     baseline_npz: Path | None = None,
     cache_dir: Path | None = None,
+    peer: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score the int8 file (through the device runtime) and its float model on every set, on the same
-    windows; write metrics.json, REPORT.md with its plots, and the model card."""
+    """Score the int8 file and its float twin through the device's own pipeline on every set (each
+    clip whole and cut after 0.3-3 s of speech), the peer on the same files; write metrics.json,
+    REPORT.md with its plots, and the model card. ``extra`` (e.g. leave-one-corpus-out) is added to
+    the results as it is."""
     md = device_model.metadata
-    cutter = ClipWindows(Frontend(md.frontend), md.window_frames, md.hop_frames)
-    float_scorer = keras_scorer(keras_model, norm)
+    report_dir = Path(report_dir)
+    float_model = float_twin(keras_model, device_model, report_dir / "float" / "voicegender-float.tflite")
+    peer_results = run_peer(eval_sets, Path(cache_dir or "cache")) if peer else None
+    if peer:
+        clock.lap("peer (inaSpeechSegmenter)", "from its cache where it has the files")
     results: dict[str, Any] = {"command": command, "sets": {}}
     for name, eclips in eval_sets.items():
-        results["sets"][name] = {
-            "float": metrics(score_clips(float_scorer, eclips, cutter), md.thresholds),
-            "int8": metrics(score_clips(device_model.logits, eclips, cutter), md.thresholds),
-        }
-        q = results["sets"][name]["int8"]
+        entry = {}
+        for which, model in (("float", float_model), ("int8", device_model)):
+            scores, verdicts, cpu = score_set(model, eclips)
+            entry[which] = metrics(scores, md.thresholds)
+            entry[which]["headline"] = headline(verdicts, scores.y, model) | {"cpu_per_audio_second": cpu}
+        if isinstance(peer_results, dict):
+            entry["peer"] = peer_figures(eclips, peer_results)
+        results["sets"][name] = entry
+        q = entry["int8"]["headline"]
         log.info(
-            "%s: int8 clips right %.3f, uncertain %.3f, wrong %.3f (balanced accuracy at p = 0.5: %.3f)",
+            "%s: right %.3f, uncertain %.3f, wrong %.3f; balanced accuracy %.3f%s",
             name,
-            q["band"]["right"],
-            q["band"]["uncertain"],
-            q["band"]["wrong"],
-            q["clip_balanced_accuracy"],
+            q["right"],
+            q["uncertain"],
+            q["wrong"],
+            q["balanced_accuracy_p50"],
+            f" (peer {entry['peer']['balanced_accuracy_p50']:.3f})" if "peer" in entry else "",
         )
         clock.lap(f"evaluation: {name}", f"{len(eclips)} clips, float and int8")
+    if isinstance(peer_results, str):
+        results["peer_error"] = peer_results
     if baseline_npz is not None:
         results["baseline"] = _baseline(eval_sets, baseline_npz, Path(cache_dir or "cache"), seed=0)
         clock.lap("original-system baseline", "train or load from the cache, score every set")
@@ -431,11 +600,47 @@ def evaluate_and_write(
         "runtime": device_model.runtime,
     }
     results["training"] = training
+    results |= extra or {}
     results["timings"] = clock.record()
     report = write_report(results, report_dir)
     write_model_card(card, results, meta, report)
     log.info("wrote %s and %s in %.1f min", report, card, clock.minutes())
     return results
+
+
+INA_VENV = REPO_DIR / ".venv-ina"
+"""Where the peer's own virtual environment is made on first use."""
+
+
+def run_peer(eval_sets: dict[str, list[EvalClip]], cache_dir: Path) -> dict[str, PeerResult] | str:
+    """inaSpeechSegmenter's result per file of every set, or why it could not run (the report says so)."""
+    paths = [Path(c.path) for eclips in eval_sets.values() for c in eclips if c.path]
+    try:
+        found = run_ina(paths, INA_VENV, Path(cache_dir) / "peer" / f"ina-{INA_VERSION}.jsonl")
+    except PeerError as exc:
+        log.warning("%s", exc)
+        return str(exc)
+    return {str(p): r for p, r in found.items()}
+
+
+def peer_figures(eclips: list[EvalClip], found: dict[str, PeerResult]) -> dict[str, Any]:
+    """The peer's figures on the clips it processed, counted as ours are ("undecided" = uncertain)."""
+    pairs = [(c, found[c.path]) for c in eclips if c.path in found]
+    labels = np.array(["uncertain" if r.label == "undecided" else r.label for _, r in pairs], dtype=object)
+    female = np.array([c.female for c, _ in pairs], dtype=bool)
+    seconds = sum(len(c.audio) for c, _ in pairs) / 16000
+    return {
+        **three_way(labels, female),
+        "balanced_right": balanced_right(labels, female),
+        "balanced_accuracy_p50": balanced_right(labels, female),
+        "band_by_gender": {
+            g: three_way(labels[female == (g == "female")], female[female == (g == "female")])
+            for g in GENDERS
+            if np.any(female == (g == "female"))
+        },
+        "errors": sum(r.error is not None for _, r in pairs),
+        "cpu_per_audio_second": sum(r.cpu_seconds for _, r in pairs) / seconds if seconds else None,
+    }
 
 
 def evaluate_existing(
@@ -449,6 +654,7 @@ def evaluate_existing(
     baseline_npz: Path | None = None,
     verbose: bool = False,
     command: str = "voicegender-train evaluate",
+    peer: bool = True,
 ) -> dict[str, Any]:
     """Score an existing model (the int8 file and the float ``model.keras`` beside its report) on the
     test speakers ``split.json`` records and on the evaluation-only sets; rewrite the report and the
@@ -503,6 +709,7 @@ def evaluate_existing(
         command,
         baseline_npz,
         cache_dir,
+        peer=peer,
     )
 
 
@@ -528,12 +735,15 @@ def training_record(meta: dict[str, Any], previous_metrics: Path) -> dict[str, A
 
 
 def _fit_cached(
-    train_set, y_train, x_val, y_val, s: ShipSettings, steps, cache_dir: Path, clip_ids: list[str]
+    train_set, y_train, x_val, y_val, weights, s: ShipSettings, steps, cache_dir: Path, clip_ids: list[str]
 ):
-    """Train, or load the model a previous run trained on the same windows with the same settings."""
+    """Train, or load the model a previous run trained on the same windows, settings and code."""
     import keras
 
-    blob = json.dumps([clip_ids, jsonable(dataclasses.asdict(s)), steps, len(y_train)], sort_keys=True)
+    blob = json.dumps(
+        [clip_ids, jsonable(dataclasses.asdict(s)), steps, len(y_train), code_digest(MODEL_CODE)],
+        sort_keys=True,
+    )
     where = Path(cache_dir) / f"model-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
     if (where / "model.keras").exists():
         log.info("using the model trained earlier with the same data and settings: %s", where)
@@ -541,7 +751,11 @@ def _fit_cached(
             norm = Normaliser(z["mean"], z["std"], bool(z["relative_c0"]))
         history = json.loads((where / "history.json").read_text())
         return keras.saving.load_model(where / "model.keras"), norm, history, True
-    model, norm, history = fit(train_set.x, y_train, x_val, y_val, s.train, s.cnn, steps=steps)
+    started = time.monotonic()
+    model, norm, history = fit(
+        train_set.x, y_train, x_val, y_val, s.train, s.cnn, steps=steps, sample_weight=weights
+    )
+    history["minutes"] = round((time.monotonic() - started) / 60, 2)
     where.mkdir(parents=True, exist_ok=True)
     model.save(where / "model.keras")
     np.savez(where / "norm.npz", mean=norm.mean, std=norm.std, relative_c0=norm.relative_c0)

@@ -71,10 +71,12 @@ def fit(
     settings: TrainSettings,
     cnn: CnnSettings | None = None,
     steps: int | None = None,
+    sample_weight: np.ndarray | None = None,
 ):
     """Train and return (keras model, normaliser, history dict). ``steps`` runs exactly that many
     gradient steps (over as many epochs as it takes; the last one may be partial) instead of
-    ``settings.epochs`` epochs. Progress is one log line per epoch."""
+    ``settings.epochs`` epochs; ``sample_weight`` weighs each training window (``weights.py``).
+    Progress is one log line per epoch."""
     if steps is not None and steps < 1:
         raise VoicegenderError(f"--steps {steps}: must be at least 1")
     set_determinism(settings.seed)
@@ -95,6 +97,7 @@ def fit(
     history = model.fit(
         norm(x_train),
         y_train.astype(np.float32),
+        sample_weight=sample_weight,
         batch_size=settings.batch_size,
         epochs=epochs,
         validation_data=val,

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Compare network shapes and epochs for the shipped recipe on the VALIDATION speakers of the training
+corpora (never the evaluation-only sets): each candidate trains on the shipped model's cached training
+windows, is exported to int8 and decides every validation clip through the device pipeline.
+
+    .venv/bin/python scripts/model_choice.py --candidate "32,48-64-64-64,1-2-1-2,0.5,5" ...
+
+A candidate is "stem,blocks,strides,dropout,epochs". Prints one line per candidate: balanced accuracy
+(undecided not right), right / uncertain / wrong at the shipped band, MACs, int8 bytes, minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training import ship
+from training.cnn import CnnSettings, count_macs
+from training.device_eval import headline, score_set
+from training.export import to_int8_tflite, write_model
+from training.features import extract_windows
+from training.splits import split_by_speaker
+from training.train import fit
+from training.weights import window_weights
+from voicegender.model import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse(text: str) -> tuple[CnnSettings, int]:
+    stem, blocks, strides, dropout, epochs = text.split(",")
+    return (
+        CnnSettings(
+            int(stem),
+            tuple(int(b) for b in blocks.split("-")),
+            tuple(int(s) for s in strides.split("-")),
+            float(dropout),
+        ),
+        int(epochs),
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--candidate", action="append", default=[])
+    ap.add_argument("--model", type=Path, action="append", default=[], help="score an existing model too")
+    ap.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--cache-dir", type=Path, default=REPO / "cache")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    s = ship.ShipSettings()
+    specs, _ = ship.shipped_specs(args.data_dir)
+    clips = [c for spec, _ in specs for c in ship.read_clips(spec, ship.SHIP_CV_TABLES)]
+    split = split_by_speaker(clips, s.split)
+    train_clips, train_audio, _ = ship.load_clips(list(split.train), s.min_seconds)
+    val_clips, val_audio, _ = ship.load_clips(list(split.validation), s.min_seconds)
+    fs, ws = s.frontend, s.windows
+    ids = [str(c.path) for c in train_clips]
+    females = ship.female_labels(train_clips)
+    train_set = extract_windows(
+        train_audio, ids, fs, ws, s.augment, s.variants, s.train.seed, args.cache_dir, females=females
+    )
+    val_set = extract_windows(
+        val_audio, [str(c.path) for c in val_clips], fs, ws, s.augment, 0, s.train.seed, args.cache_dir
+    )
+    y, y_val = females[train_set.clip], ship.female_labels(val_clips)[val_set.clip]
+    weights = window_weights(train_clips, train_set.clip)
+    val_eval = ship.eval_clips(val_clips, val_audio, voiced_share=False)
+    for path in args.model:
+        print(f"{path}: {score_line(load_model(path), val_eval)}", flush=True)
+    for text in args.candidate:
+        cnn, epochs = parse(text)
+        started = time.monotonic()
+        train = dataclasses.replace(s.train, epochs=epochs)
+        model, norm, _ = fit(train_set.x, y, val_set.x, y_val, train, cnn, sample_weight=weights)
+        tflite = to_int8_tflite(model, norm(train_set.x), seed=s.train.seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "m.tflite"
+            write_model(path, tflite, fs, ws.window_frames, s.infer_hop_frames, norm, s.thresholds, {})
+            device_model = load_model(path)
+            line = score_line(device_model, val_eval)
+        minutes = (time.monotonic() - started) / 60
+        print(
+            f"{text}: {line}  MACs {count_macs(model) / 1e6:.1f} M  int8 {len(tflite)} B  {minutes:.1f} min",
+            flush=True,
+        )
+
+
+def score_line(device_model, clips) -> str:
+    """Validation figures of one model through the device pipeline, whole clips and 0.5 s of speech."""
+    scores, verdicts, _ = score_set(device_model, clips, lengths=(0.5,))
+    h = headline(verdicts, scores.y, device_model)
+    logits = scores.by_duration[0.5]
+    ok = ~np.isnan(logits)
+    short = float(np.mean((logits[ok] > 0) == scores.y[ok])) if ok.any() else float("nan")
+    return (
+        f"balanced {h['balanced_accuracy_p50']:.3f}  right {h['right']:.3f} uncertain {h['uncertain']:.3f} "
+        f"wrong {h['wrong']:.3f}  0.5 s accuracy {short:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Leave-one-corpus-out: for each family of training corpora, a model trained without it and tested on
+all of its speakers, through the device pipeline at the shipped band, the peer beside it.
+
+It answers "how does the model do on recordings from a source it has never heard?" for the sources we
+have labels for. Each model trains on the shipped model's own training windows minus the family's,
+for ``LocoSettings.epochs`` epochs (fewer than the shipped model's, so its figures are if anything
+pessimistic), and is exported to int8 like the shipped one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .datasets import Clip
+from .device_eval import headline, score_set
+from .evaluate import EvalClip, metrics
+from .export import to_int8_tflite
+from .features import FeatureSet
+from .tflog import native_output_to_log
+from .train import Normaliser, fit
+from .weights import window_weights
+
+log = logging.getLogger(__name__)
+
+FAMILIES = {
+    "LibriSpeech": ("librispeech",),
+    "Common Voice": ("cv61-multilingual", "cv61-english", "cv13-english", "twi-tamil", "commonvoice-fa"),
+    "speechocean762": ("speechocean762",),
+    "the rest (VCTK, AISHELL-3, FSDD, CMU ARCTIC, Yoruba phone)": (
+        "vctk_samples",
+        "aishell3_sample",
+        "fsdd_digits",
+        "cmu_arctic_samples",
+        "vctk_p239",
+        "african_phone",
+    ),
+}
+"""Training families by corpus name (``Clip.corpus``)."""
+
+
+@dataclass(frozen=True)
+class LocoSettings:
+    """How the leave-one-corpus-out models are trained."""
+
+    epochs: int = 2
+    """Passes over the training windows (the shipped model has more; this keeps ``ship`` in time)."""
+
+
+def family_of(corpus: str) -> str | None:
+    return next((name for name, corpora in FAMILIES.items() if corpus in corpora), None)
+
+
+def run_loco(
+    train_clips: list[Clip],
+    train_set: FeatureSet,
+    y_train: np.ndarray,
+    val_clips: list[Clip],
+    val_set: FeatureSet,
+    y_val: np.ndarray,
+    held_out: dict[str, list[EvalClip]],
+    samples: dict[str, list[EvalClip]],
+    ship_settings: Any,
+    write: Callable[[str, bytes, Any], Any],
+    cache_dir: Path,
+    peer: Callable[[list[EvalClip]], dict[str, Any] | None],
+    settings: LocoSettings = LocoSettings(),
+) -> dict[str, Any]:
+    """{family: figures} for every family in ``held_out`` (its clips, all speakers), and on ``samples``
+    (its test-split clips) beside ``peer``'s figures on the same clips. ``write(name, tflite, norm)``
+    writes a model file and returns it loaded for the device runtime."""
+    import keras
+
+    s = ship_settings
+    train_family = np.array([family_of(c.corpus) for c in train_clips], dtype=object)[train_set.clip]
+    val_family = np.array([family_of(c.corpus) for c in val_clips], dtype=object)[val_set.clip]
+    out: dict[str, Any] = {}
+    for family, eclips in held_out.items():
+        keep, keep_val = train_family != family, val_family != family
+        subset = train_set.select(keep)
+        weights = window_weights(train_clips, train_set.clip)[keep]
+        train = dataclasses.replace(s.train, epochs=settings.epochs)
+        key = json.dumps([family, int(keep.sum()), dataclasses.asdict(train), dataclasses.asdict(s.cnn)])
+        where = Path(cache_dir) / f"loco-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        if (where / "model.tflite").exists():
+            tflite = (where / "model.tflite").read_bytes()
+            with np.load(where / "norm.npz") as z:
+                norm = Normaliser(z["mean"], z["std"], bool(z["relative_c0"]))
+        else:
+            log.info("leave-one-corpus-out: training without %s (%d windows)", family, len(subset.x))
+            model, norm, _ = fit(
+                subset.x,
+                y_train[keep],
+                val_set.x[keep_val],
+                y_val[keep_val],
+                train,
+                s.cnn,
+                sample_weight=weights / weights.mean(),
+            )
+            with native_output_to_log(True):
+                tflite = to_int8_tflite(model, norm(subset.x), seed=s.train.seed)
+            where.mkdir(parents=True, exist_ok=True)
+            (where / "model.tflite").write_bytes(tflite)
+            np.savez(where / "norm.npz", mean=norm.mean, std=norm.std, relative_c0=norm.relative_c0)
+            keras.backend.clear_session()
+        device_model = write(family, tflite, norm)
+        scores, verdicts, _ = score_set(device_model, eclips)
+        figures = metrics(scores, device_model.metadata.thresholds)
+        out[family] = {
+            "int8": {
+                "headline": headline(verdicts, scores.y, device_model),
+                "band_by_gender": figures["band_by_gender"],
+                "by_duration": figures["by_duration"],
+                "by_attribute": figures["by_attribute"],
+                "speakers": figures["speakers"],
+                "clips": figures["clips"],
+                "speakers_female": figures["speakers_female"],
+                "speakers_male": figures["speakers_male"],
+                "worst_speakers": figures["worst_speakers"],
+            },
+            "training_windows": int(keep.sum()),
+            "epochs": settings.epochs,
+        }
+        sample = samples.get(family, [])
+        if sample:
+            sample_scores, sample_verdicts, _ = score_set(device_model, sample)
+            out[family]["sample"] = {"int8": headline(sample_verdicts, sample_scores.y, device_model)}
+            peer_figures = peer(sample)
+            if peer_figures is not None:
+                out[family]["sample"]["peer"] = peer_figures
+    return out
