@@ -447,6 +447,11 @@ def test_model_card_lists_exactly_the_run_s_training_sets_licences_and_eval_only
         "called female 0.0%); girls (5 clips) called female 80.0%, uncertain 20.0%, called male 0.0%"
     ) in children
     assert "the model trained without speechocean762, on all of speechocean762: boys (15 clips)" in children
+    limits = _section(card, "## Known limits")
+    assert (
+        f"fewer than 85% right (right / uncertain / wrong): {TEST}, age band 6-9, men: 6.7% / 13.3% / 80.0%"
+        in limits
+    )
     f0 = _section(card, "### Voices with an unusual F0")
     assert (
         "the shipped model on the test split: men flagged `high_for_male` (6 clips): called male 33.3%, "

@@ -347,13 +347,19 @@ def _limits(results: dict[str, Any], languages: list[str], sets: list[dict[str, 
         if by["int8"]["speakers_female"] + by["int8"]["speakers_male"] < 20
     ]
     named = f" ({len(languages)} languages named by them)" if languages else ""
+    weak, n_weak = weak_groups(results)
+    if not weak:
+        weak_text = ": none"
+    else:
+        shown = f", the {len(weak)} weakest of {n_weak}" if n_weak > len(weak) else ""
+        weak_text = f"{shown}: " + "; ".join(weak)
     lines = [
         f"- What it has heard is its training corpora{named}: {corpora}, with their voices, rooms and "
         "microphones, plus simulated noise, reverberation and microphone responses. Voices and recordings "
         "unlike these may do worse; the evaluation-only sets above measure some of that.",
         "- Very low female voices and very high male voices are the expected errors, and so are voices "
         "altered by illness, whispering, singing or shouting. Groups of at least 10 clips with fewer than "
-        f"85% right (right / uncertain / wrong): {'; '.join(weak_groups(results)) or 'none'}.",
+        f"85% right (right / uncertain / wrong){weak_text}.",
     ]
     if few:
         lines.append(

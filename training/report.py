@@ -775,17 +775,24 @@ def _band_section(sets: dict[str, Any], th: dict[str, float]) -> list[str]:
     ]
 
 
-def weak_groups(results: dict[str, Any], below: float = 0.85) -> list[str]:
-    """Groups (e.g. an emotion, by gender) of at least 10 clips with fewer than ``below`` right."""
-    out = []
+def weak_groups(results: dict[str, Any], below: float = 0.85, most: int = 12) -> tuple[list[str], int]:
+    """The ``most`` weakest groups within a set (e.g. an emotion or a language, by gender) of at least
+    10 clips with fewer than ``below`` right, weakest first, and how many such groups there are.
+    Attributes with one value in a set are the set itself and are left out."""
+    found = []
     for label, by_attr in _sources(results, large_sets(results)):
         for attribute, groups in by_attr.items():
+            if len(groups) < 2:
+                continue
             for value, g in groups.items():
                 for gender, who in (("female", "women"), ("male", "men")):
                     t = g.get(gender)
                     if t and t["n"] >= 10 and t["right"] < below:
-                        out.append(f"{label}, {attribute} {value}, {who}: {ruw(t)} ({t['n']} clips)")
-    return out
+                        found.append(
+                            (t["right"], f"{label}, {attribute} {value}, {who}: {ruw(t)} ({t['n']} clips)")
+                        )
+    found.sort(key=lambda item: item[0])
+    return [text for _, text in found[:most]], len(found)
 
 
 def baseline_description() -> str:
