@@ -139,25 +139,24 @@ def test_tiny_training_run_exports_an_int8_model_the_device_agrees_with(data_dir
     text = (report / "REPORT.md").read_text()
     assert "right / uncertain / wrong" in text and "{'" not in text  # named figures, no Python dicts
 
-    # The report's figures are the exported model's: score the toy set again through the device runtime.
+    # The report's figures are the exported model's: decide the toy set again through the device pipeline.
     device_model = load_model(out)
     m = device_model.metadata
-    from voicegender_training.evaluate import ClipWindows, EvalClip, metrics, score_clips
+    from voicegender_training.device_eval import headline, score_set
+    from voicegender_training.evaluate import EvalClip
 
     rows = (toy / "manifest.csv").read_text().splitlines()[1:]
     clips = [EvalClip(read_wav(toy / r.split(",")[0])[0], ",female," in r, r.split(",")[2], r) for r in rows]
-    cutter = ClipWindows(Frontend(m.frontend), m.window_frames, m.hop_frames)
-    again = metrics(score_clips(device_model.logits, clips, cutter), m.thresholds)
+    scores, verdicts, _ = score_set(device_model, clips)
+    again = headline(verdicts, scores.y, device_model)
     reported = json.loads((report / "metrics.json").read_text())
     toy_set = reported["sets"][f"manifest:{toy}"]["int8"]
-    for key in ("right_n", "uncertain_n", "wrong_n"):
-        assert toy_set["band"][key] == again["band"][key]
-    assert toy_set["clip_balanced_accuracy"] == again["clip_balanced_accuracy"]
-    # 2.4 s clips: scored at 0.5, 1 and 2 s of speech, never at 3 or 5 s.
+    for key in ("right_n", "uncertain_n", "wrong_n", "balanced_accuracy_p50"):
+        assert toy_set["headline"][key] == again[key]
+    # 2.4 s clips: decided after 0.3-1 s of speech; they never hold 3 s of speech.
     reach = {d: v["reach"] for d, v in toy_set["by_duration"].items()}
-    assert reach["0.5"] == reach["1.0"] == 1.0 and reach["3.0"] == reach["5.0"] == 0.0
-    header = next(line for line in text.splitlines() if line.startswith("| set | 0.5 s |"))
-    assert [cell.strip() for cell in header.strip("|").split("|")][1:-1] == ["0.5 s", "1 s", "2 s"]
+    assert reach["0.3"] == 1.0 and reach["3.0"] == 0.0
+    assert "## Accuracy against seconds of speech" in text
 
     keras_model = keras.saving.load_model(report / "model.keras")
     audio, _ = read_wav(fixtures_dir / "demo_male_then_female.wav")
@@ -276,7 +275,14 @@ def test_crossval_holds_every_speaker_out_exactly_once(data_dir, tmp_path, fixtu
     speakers = [spk for fold in result["folds"] for spk in fold["test_speakers"]]
     assert len(result["folds"]) == 4
     assert len(speakers) == len(set(speakers)) == 8  # 6 LibriSpeech + 2 manifest speakers, once each
-    n_libri = len(list(libri.glob("*/*/*/*.flac")))  # subset/speaker/chapter
+    # Every clip the recipe keeps (at most max_seconds_per_speaker of audio per speaker).
+    from voicegender_training.datasets import read_librispeech
+    from voicegender_training.ship import ShipSettings
+    from voicegender_training.splits import cap_speakers
+
+    cap = ShipSettings().split
+    libri_clips, _ = read_librispeech(libri)
+    n_libri = len(cap_speakers(libri_clips, cap.max_clips_per_speaker, cap.max_seconds_per_speaker, cap.seed))
     by_corpus = {k: v["clips"] for k, v in result["pooled_held_out"].items() if k != "all"}
     assert by_corpus["librispeech"] == n_libri  # every clip scored once, in its speaker's test fold
     assert result["pooled_held_out"]["all"]["clips"] == sum(by_corpus.values()) == n_libri + 2

@@ -34,7 +34,7 @@ from .loco import FAMILIES, family_of, run_loco
 from .modelcard import write_model_card
 from .peer import INA_VERSION, PeerError, PeerResult, run_ina
 from .report import write_report
-from .splits import SplitSettings, split_by_speaker
+from .splits import SplitSettings, cap_speakers, split_by_speaker
 from .tflog import native_output_to_log
 from .train import Normaliser, TrainSettings, fit
 from .weights import window_weights
@@ -692,9 +692,16 @@ def evaluate_existing(
             f"{split_path}: {len(missing)} of its {len(test_speakers)} test speakers are not in the training "
             f"data given (e.g. {sorted(missing)[0]}); evaluate reads the corpora the model was trained from"
         )
-    min_seconds = float(meta.get("settings", {}).get("min_seconds", ShipSettings.min_seconds))
+    settings = meta.get("settings", {})
+    split = settings.get("split", {})
+    # The same per-speaker caps the split applied, so the test clips are the ones training set aside.
+    test = cap_speakers(
+        test, split.get("max_clips_per_speaker"), split.get("max_seconds_per_speaker"), split.get("seed", 0)
+    )
+    min_seconds = float(settings.get("min_seconds", ShipSettings.min_seconds))
     kept, audio, _ = load_clips(test, min_seconds)
-    eval_sets = {TEST_SET: eval_clips(kept, audio), **read_eval_sets(eval_specs, cv_tables)}
+    flags = qa_flags(train_specs)
+    eval_sets = {TEST_SET: eval_clips(kept, audio, flags=flags), **read_eval_sets(eval_specs, cv_tables)}
     clock.lap("read and decode audio")
     return evaluate_and_write(
         device_model,
