@@ -375,8 +375,9 @@ def test_report_shows_summary_goals_speech_lengths_and_loco(tmp_path):
     assert "| high_for_male |" in _section(text, "## By F0 check (qa_f0.csv)")
     assert "so_0042 (M) 25.0% of 4" in _section(text, "## Worst speakers")
     training = _section(text, "## Training data")
-    assert "| speechocean762 | `/data/speechocean762` | 88/87 | 870 | 0.95 | en | CC BY 4.0 |" in training
+    assert "| speechocean762 | `speechocean762` | 88/87 | 870 | 0.95 | en | CC BY 4.0 |" in training
     assert "| **total** |  | 388/403 | 2094 | 2.47 | 4 languages |  |" in training
+    assert "| corpus | source (under `/data`) | speakers F/M |" in training
     assert "Training the network took 31.50 min" in text and "| training | 31.50 |" in text
 
 
@@ -409,7 +410,7 @@ def test_model_card_lists_exactly_the_run_s_training_sets_licences_and_eval_only
     training = _section(card, "## Training data")
     rows = [line.split("|")[1].strip() for line in training.splitlines() if line.startswith("| ")][1:]
     assert rows == ["cv61-multilingual", "fsdd_digits", "speechocean762", "**total**"]
-    assert "| fsdd_digits | `/data/small-sets/fsdd_digits` | 0/6 | 24 | 0.02 | – | CC BY-SA 4.0 |" in training
+    assert "| fsdd_digits | `small-sets/fsdd_digits` | 0/6 | 24 | 0.02 | – | CC BY-SA 4.0 |" in training
     # Attribution for exactly the licences present: CC BY 4.0 (speechocean762), CC BY-SA 4.0 (FSDD).
     assert "Zhang et al." in training and "Interspeech 2021" in training and ": CC BY 4.0." in training
     assert "Free Spoken Digit Dataset" in training and ": CC BY-SA 4.0." in training

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -816,32 +817,46 @@ def _baseline_section(base: dict[str, Any] | None) -> list[str]:
 
 
 def training_table(train: dict[str, Any]) -> list[str]:
-    """Every training corpus with what it gave the model, and the totals."""
+    """Every training corpus with what it gave the model, and the totals; source folders relative to
+    the folder they share."""
+    sets = train.get("sets") or []
+    sources = [s["source"] for s in sets if s.get("source")]
+    try:
+        common = os.path.commonpath(sources) if len(sources) > 1 else ""
+    except ValueError:  # relative and absolute paths mixed
+        common = ""
+
+    def source(s: dict[str, Any]) -> str:
+        if not s.get("source"):
+            return "–"
+        return f"`{os.path.relpath(s['source'], common) if common else s['source']}`"
+
     rows = [
         [
             s["corpus"],
-            f"`{s['source']}`" if s.get("source") else "–",
+            source(s),
             f"{s['speakers_female']}/{s['speakers_male']}",
             s["clips"],
-            f"{s['hours']:.2f}",
+            f"{s['hours']:g}",
             ", ".join(s.get("languages") or []) or "–",
             s.get("licence", "–"),
         ]
-        for s in train.get("sets") or []
+        for s in sets
     ]
-    languages = sorted({lang for s in train.get("sets") or [] for lang in s.get("languages") or []})
+    languages = sorted({lang for s in sets for lang in s.get("languages") or []})
     rows.append(
         [
             "**total**",
             "",
             f"{train['speakers_female']}/{train['speakers_male']}",
             train["clips"],
-            f"{train['hours']:.2f}",
+            f"{train['hours']:g}",
             f"{len(languages)} languages" if languages else "–",
             "",
         ]
     )
-    return table(["corpus", "source", "speakers F/M", "clips", "hours", "languages", "licence"], rows)
+    where = f"source (under `{common}`)" if common else "source"
+    return table(["corpus", where, "speakers F/M", "clips", "hours", "languages", "licence"], rows)
 
 
 def _training_section(train: dict[str, Any] | None) -> list[str]:
