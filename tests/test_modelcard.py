@@ -214,8 +214,11 @@ def _full_results() -> dict:
             "not flagged": {"all": _three(30, 2, 2), "male": _three(16, 1, 1), "female": _three(14, 1, 1)},
         }
     }
+    # Eleven languages: two with enough clips to show, nine of one clip each (one wrong) pooled.
+    langs = {"en": {"all": _three(20, 1, 0)}, "kab": {"all": _three(5, 0, 0)}}
+    langs |= {f"x{i}": {"all": _three(0 if i == 0 else 1, 0, 1 if i == 0 else 0)} for i in range(9)}
     sets = {
-        TEST: _figures(40, _headline(37, 2, 1, 0.961), 0.962, attributes=age | flags,
+        TEST: _figures(40, _headline(37, 2, 1, 0.961), 0.962, attributes=age | flags | {"lang": langs},
                        lengths=_lengths(s0_5=(30, 2, 4, 0.9), s1_0=(35, 1, 1, 0.925))),
         TINY: _figures(4, _headline(4, 0, 0, 1.0), 1.0),
         BAVED: _figures(40, _headline(34, 4, 2, 0.94), 0.951, lengths=_lengths(s0_3=(20, 10, 10, 1.0))),
@@ -299,12 +302,12 @@ def _meta(training: dict | None = None) -> dict:
 
 
 def test_report_shows_summary_goals_speech_lengths_and_loco(tmp_path):
-    from voicegender_training.report import write_report
+    from voicegender_training.report import PROVENANCE, write_report
 
     text = write_report(_full_results(), tmp_path).read_text()
     assert "{'" not in text and "nan" not in text.lower()
     intro = text.split("## Summary")[0]
-    assert "never trained on" in intro and "validation speakers of the training corpora" in intro
+    assert "never trained on" in intro and PROVENANCE in intro  # what steered the recipe
     assert f"evaluation-only corpora, never in the training data ({TINY}, {BAVED}, {NEMO})" in intro
 
     summary = _section(text, "## Summary")
@@ -372,6 +375,11 @@ def test_report_shows_summary_goals_speech_lengths_and_loco(tmp_path):
         "| 6.7% / 13.3% / 80.0% |" in ages
     )
     assert "| speechocean762, held out (model trained without it) | 20+ |" in ages
+    languages = _section(text, "## By lang")
+    assert f"| {TEST} | kab | 5 |" in languages and f"| {TEST} | x1 |" not in languages
+    assert (
+        f"| {TEST} | 9 others with fewer than 5 clips each, pooled | 9 | 88.9% / 0.0% / 11.1% |" in languages
+    )
     assert "| high_for_male |" in _section(text, "## By F0 check (qa_f0.csv)")
     assert "so_0042 (M) 25.0% of 4" in _section(text, "## Worst speakers")
     training = _section(text, "## Training data")
@@ -401,6 +409,7 @@ def test_report_without_peer_loco_or_training_sets(tmp_path):
 
 def test_model_card_lists_exactly_the_run_s_training_sets_licences_and_eval_only_sets(tmp_path):
     from voicegender_training.modelcard import write_model_card
+    from voicegender_training.report import PROVENANCE
 
     results = _full_results()
     card = write_model_card(
@@ -426,8 +435,8 @@ def test_model_card_lists_exactly_the_run_s_training_sets_licences_and_eval_only
         "MIT",
         "Sewade",
     ):
-        assert absent not in card, absent
-    assert "EmoDB" not in card  # no fixed "not trained on" text
+        assert absent not in training, absent  # (the provenance note under Evaluation names sets)
+    assert "EmoDB" not in training  # no fixed "not trained on" text
     # The evaluation-only sets of this run, named as such; the test split is not one of them.
     for name in (TINY, BAVED, NEMO):
         assert f"- {name}: evaluation only." in training
@@ -435,6 +444,7 @@ def test_model_card_lists_exactly_the_run_s_training_sets_licences_and_eval_only
     assert "0.25-0.9 s of speech" in training and "3-30 dB SNR" in training
 
     evaluation = card.split("## Evaluation", 1)[1]
+    assert PROVENANCE in evaluation
     assert f"| {NEMO} | 40 | 20/20 | 95.0% / 2.5% / 2.5% |" in evaluation
     assert "ours **95.5%**, peer **94.5%**" in evaluation
     assert "- Leave-one-corpus-out balanced accuracy >= 95.0% on each family: **not met**" in evaluation

@@ -14,6 +14,7 @@ from typing import Any
 
 from .report import (
     ADULT_FROM,
+    PROVENANCE,
     TEST_SET,
     band_start,
     band_text,
@@ -27,6 +28,7 @@ from .report import (
     natural,
     pct,
     peer_notes,
+    pool,
     ruw,
     small_sets_note,
     speech_table,
@@ -142,14 +144,6 @@ def _age_sources(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def _pooled(groups: list[dict[str, Any]]) -> dict[str, Any] | None:
-    n = sum(g.get("n", 0) for g in groups)
-    if not n:
-        return None
-    counts = {k: sum(g.get(f"{k}_n", 0) for g in groups) for k in ("right", "uncertain", "wrong")}
-    return {"n": n, **{k: v / n for k, v in counts.items()}}
-
-
 def children_lines(results: dict[str, Any]) -> list[str]:
     """What a child's voice gets, in plain words with the numbers, from every source with ages."""
     sources = _age_sources(results)
@@ -164,8 +158,8 @@ def children_lines(results: dict[str, Any]) -> list[str]:
             continue
         parts = []
         for gender, young, grown in (("male", "boys", "men"), ("female", "girls", "women")):
-            kids = _pooled([groups[b][gender] for b in child if gender in groups[b]])
-            grownups = _pooled([groups[b][gender] for b in adult if gender in groups[b]])
+            kids = pool([groups[b][gender] for b in child if gender in groups[b]])
+            grownups = pool([groups[b][gender] for b in adult if gender in groups[b]])
             if kids:
                 text = f"{young} ({kids['n']} clips) {called(kids, gender)}"
                 if grownups:
@@ -212,7 +206,8 @@ def f0_lines(results: dict[str, Any]) -> list[str]:
                 ref = plain.get(gender)
                 ref_text = f"; unflagged {who}: {called(ref, gender)}" if ref and ref.get("n") else ""
                 lines.append(
-                    f"- {label}: {who} flagged `{flag}` ({t['n']} clips): {called(t, gender)}{ref_text}."
+                    f"- {label}: {who} flagged `{flag}` ({t['n']} clip{'s' if t['n'] != 1 else ''}): "
+                    f"{called(t, gender)}{ref_text}."
                 )
     return lines or ["No clip in this run's sets has a speaker flagged by a `qa_f0.csv`."]
 
@@ -278,8 +273,7 @@ def write_model_card(path: Path, results: dict[str, Any], meta: dict[str, Any], 
         f"## Evaluation (details in [`{rel}`]({rel}))",
         "",
         "The int8 file as shipped, each clip decided whole through the device pipeline at its band "
-        f"({band_text(th)}); the peer beside it on the same files. Choices of the recipe were made on "
-        "validation speakers of the training corpora; no evaluation set steered them.",
+        f"({band_text(th)}); the peer beside it on the same files. {PROVENANCE}",
         "",
         *summary_table(results),
         "",
