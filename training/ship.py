@@ -558,7 +558,9 @@ def evaluate_and_write(
     the results as it is."""
     md = device_model.metadata
     report_dir = Path(report_dir)
-    float_model = float_twin(keras_model, device_model, report_dir / "float" / "voicegender-float.tflite")
+    # The float twin is a working file, not part of the report.
+    float_path = Path(cache_dir or "cache") / "float-twin" / "voicegender-float.tflite"
+    float_model = float_twin(keras_model, device_model, float_path)
     peer_results = run_peer(eval_sets, Path(cache_dir or "cache")) if peer else None
     if peer:
         clock.lap("peer (inaSpeechSegmenter)", "from its cache where it has the files")
