@@ -85,10 +85,8 @@ def short_window(
 
 
 def _clip_windows(args: tuple) -> tuple[np.ndarray, np.ndarray]:
-    audio, female, fs_dict, ws_dict, aug_dict, variants, seed = args
-    frontend = Frontend(FrontendSettings(**fs_dict))
-    ws = WindowSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in ws_dict.items()})
-    aug = AugmentSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug_dict.items()})
+    audio, female, fs, ws, aug, variants, seed = args
+    frontend = Frontend(fs)
     hop, sr = frontend.settings.hop_length, frontend.settings.sample_rate
     window_samples = (ws.window_frames - 1) * hop + frontend.settings.win_length
     # A clip shorter than a window (a single word) is padded with silence, as the device pads a file.
@@ -189,7 +187,7 @@ def extract_windows(
     # Per-clip seeds from one SeedSequence: the result doesn't depend on the number of workers.
     seeds = np.random.SeedSequence(seed).generate_state(len(audios))
     jobs = [
-        (a, f, fs.to_dict(), dataclasses.asdict(ws), dataclasses.asdict(aug), variants, int(s))
+        (a, f, fs, ws, aug, variants, int(s))  # frozen dataclasses travel to the workers as they are
         for a, f, s in zip(audios, labels, seeds, strict=True)
     ]
     workers = workers or min(len(jobs), os.cpu_count() or 1) or 1

@@ -114,13 +114,14 @@ def _key(path: Path) -> str:
 def run_ina(paths: Iterable[Path], venv: Path, cache: Path | None = None) -> dict[Path, PeerResult]:
     """ina's result for every clip in ``paths`` (from ``cache`` where it has them; new ones added)."""
     paths = list(dict.fromkeys(Path(p) for p in paths))
+    keys = {p: _key(p) for p in paths}  # each file read and hashed once
     known: dict[str, PeerResult] = {}
     if cache is not None and cache.exists():
         for line in cache.read_text().splitlines():
             rec = json.loads(line)
             key = rec.pop("key")
             known[key] = PeerResult(**rec)
-    todo = [p for p in paths if _key(p) not in known]
+    todo = [p for p in paths if keys[p] not in known]
     if todo:
         python = ensure_venv(venv)
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
@@ -150,10 +151,10 @@ def run_ina(paths: Iterable[Path], venv: Path, cache: Path | None = None) -> dic
                 result = PeerResult(
                     rec["female_seconds"], rec["male_seconds"], rec["cpu_seconds"], rec["error"]
                 )
-                known[_key(p)] = result
-                out.write(json.dumps({"key": _key(p), **result.__dict__}) + "\n")
+                known[keys[p]] = result
+                out.write(json.dumps({"key": keys[p], **result.__dict__}) + "\n")
                 if i % 200 == 0:
                     print(f"peer: {i}/{len(todo)} clips", file=sys.stderr)
         proc.stdin.close()
         proc.wait(timeout=60)
-    return {p: known[_key(p)] for p in paths}
+    return {p: known[keys[p]] for p in paths}

@@ -631,10 +631,11 @@ def peer_figures(eclips: list[EvalClip], found: dict[str, PeerResult]) -> dict[s
     labels = np.array(["uncertain" if r.label == "undecided" else r.label for _, r in pairs], dtype=object)
     female = np.array([c.female for c, _ in pairs], dtype=bool)
     seconds = sum(len(c.audio) for c, _ in pairs) / 16000
+    balanced = balanced_right(labels, female)  # the peer has no band: both figures are this one
     return {
         **three_way(labels, female),
-        "balanced_right": balanced_right(labels, female),
-        "balanced_accuracy_p50": balanced_right(labels, female),
+        "balanced_right": balanced,
+        "balanced_accuracy_p50": balanced,
         "band_by_gender": {
             g: three_way(labels[female == (g == "female")], female[female == (g == "female")])
             for g in GENDERS
