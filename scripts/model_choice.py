@@ -24,13 +24,10 @@ from training import ship
 from training.cnn import CnnSettings, count_macs
 from training.device_eval import headline, score_set
 from training.export import to_int8_tflite, write_model
-from training.features import extract_windows
-from training.splits import split_by_speaker
+from training.paths import REPO, SHARED_DATA
 from training.train import fit
 from training.weights import window_weights
 from voicegender.model import load_model
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def parse(text: str) -> tuple[CnnSettings, int]:
@@ -50,39 +47,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--candidate", action="append", default=[])
     ap.add_argument("--model", type=Path, action="append", default=[], help="score an existing model too")
-    ap.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--data-dir", type=Path, default=SHARED_DATA)
     ap.add_argument("--cache-dir", type=Path, default=REPO / "cache")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     s = ship.ShipSettings()
     specs, _ = ship.shipped_specs(args.data_dir)
-    clips = [c for spec, _ in specs for c in ship.read_clips(spec, ship.SHIP_CV_TABLES)]
-    split = split_by_speaker(clips, s.split)
-    train_clips, train_audio, _ = ship.load_clips(list(split.train), s.min_seconds)
-    val_clips, val_audio, _ = ship.load_clips(list(split.validation), s.min_seconds)
-    fs, ws = s.frontend, s.windows
-    ids = [str(c.path) for c in train_clips]
-    females = ship.female_labels(train_clips)
-    train_set = extract_windows(
-        train_audio, ids, fs, ws, s.augment, s.variants, s.train.seed, args.cache_dir, females=females
-    )
-    val_set = extract_windows(
-        val_audio, [str(c.path) for c in val_clips], fs, ws, s.augment, 0, s.train.seed, args.cache_dir
-    )
-    y, y_val = females[train_set.clip], ship.female_labels(val_clips)[val_set.clip]
-    weights = window_weights(train_clips, train_set.clip)
-    val_eval = ship.eval_clips(val_clips, val_audio, voiced_share=False)
+    data = ship.prepare_training_data(specs, ship.SHIP_CV_TABLES, s, args.cache_dir)
+    train_set, y, y_val = data.train_set, data.y_train, data.y_val
+    weights = window_weights(data.train_clips, train_set.clip)
+    val_eval = ship.eval_clips(data.val_clips, data.val_audio, voiced_share=False)
     for path in args.model:
         print(f"{path}: {score_line(load_model(path), val_eval)}", flush=True)
     for text in args.candidate:
         cnn, epochs = parse(text)
         started = time.monotonic()
         train = dataclasses.replace(s.train, epochs=epochs)
-        model, norm, _ = fit(train_set.x, y, val_set.x, y_val, train, cnn, sample_weight=weights)
+        model, norm, _ = fit(train_set.x, y, data.val_set.x, y_val, train, cnn, sample_weight=weights)
         tflite = to_int8_tflite(model, norm(train_set.x), seed=s.train.seed)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "m.tflite"
-            write_model(path, tflite, fs, ws.window_frames, s.infer_hop_frames, norm, s.thresholds, {})
+            write_model(
+                path, tflite, s.frontend, s.windows.window_frames, s.infer_hop_frames, norm, s.thresholds, {}
+            )
             device_model = load_model(path)
             line = score_line(device_model, val_eval)
         minutes = (time.monotonic() - started) / 60

@@ -238,12 +238,12 @@ def _full_results() -> dict:
     }  # fmt: skip
     loco = {
         "speechocean762": {
-            "int8": loco_m, "training_windows": 5000, "epochs": 2,
+            "int8": loco_m, "training_windows": 5000, "steps": 700,
             "sample": {"int8": _headline(18, 1, 1, 0.933), "peer": _peer(17, 2, 1, 0.881)},
         },
         "Common Voice": {
             "int8": loco_m | {"headline": _headline(95, 3, 2, 0.957), "by_attribute": {}},
-            "training_windows": 4000, "epochs": 2,
+            "training_windows": 4000, "steps": 700,
         },
     }  # fmt: skip
     training = {
@@ -362,11 +362,12 @@ def test_report_shows_summary_goals_speech_lengths_and_loco(tmp_path):
     loco = _section(text, "## Leave-one-corpus-out")
     assert (
         "| speechocean762 | 10/10 | 100 | 90.0% / 6.0% / 4.0% | 90.2% | 91.2% | 20 | 93.3% | 88.1% "
-        "| 5000 / 2 |" in loco
+        "| 5000 / 700 |" in loco
     )
     assert "| speechocean762: age 6-9 | – | 20 | 25.0% / 15.0% / 60.0% |" in loco
     assert (
-        "| Common Voice | 10/10 | 100 | 95.0% / 3.0% / 2.0% | 94.7% | 95.7% | – | – | – | 4000 / 2 |" in loco
+        "| Common Voice | 10/10 | 100 | 95.0% / 3.0% / 2.0% | 94.7% | 95.7% | – | – | – | 4000 / 700 |"
+        in loco
     )
 
     ages = _section(text, "## By age band")

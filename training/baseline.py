@@ -37,6 +37,8 @@ import numpy as np
 
 from voicegender.errors import VoicegenderError
 
+from .paths import REPO, SHARED_DATA
+
 MEL_SAMPLE_RATE = 22050
 """The rate librosa.load resamples every file to by default; the mel features are computed at it."""
 MEL_N_FFT = 2048
@@ -48,9 +50,8 @@ DB_AMIN = 1e-10
 """Power floor before taking dB (librosa.power_to_db's default ``amin``); silent clips are all zeros."""
 MODEL_FILE = "baseline.keras"
 METRICS_FILE = "metrics.json"
-_REPO = Path(__file__).resolve().parents[1]
-DEFAULT_NPZ = _REPO.parent / "shared" / "data" / "commonvoice-kaggle-melmean" / "cv_melmean128.npz"
-DEFAULT_OUT = _REPO / "cache" / "baseline"
+DEFAULT_NPZ = SHARED_DATA / "commonvoice-kaggle-melmean" / "cv_melmean128.npz"
+DEFAULT_OUT = REPO / "cache" / "baseline"
 """Where the trained baseline is cached (``cache/`` is gitignored)."""
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from voicegender.errors import VoicegenderError
 
-REPO = Path(__file__).resolve().parents[1]
+from .paths import REPO, SHARED_DATA
+
 ALLOW_EVAL_ONLY_HELP = "train on evaluation-only corpora anyway; such a model must not be shipped"
 
 
@@ -134,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument(
             "--data-dir",
             type=Path,
-            default=Path(os.environ.get("VOICEGENDER_DATA_DIR", REPO.parent / "shared" / "data")),
+            default=Path(os.environ.get("VOICEGENDER_DATA_DIR", SHARED_DATA)),
         )
     for q in (train, cv, ev):
         q.add_argument(

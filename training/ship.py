@@ -29,18 +29,19 @@ from .datasets import GENDERS, Clip, read_any, summarize
 from .device_eval import balanced_right, float_twin, headline, score_set
 from .evaluate import VOICED_SHARE, EvalClip, metrics, three_way, voiced_share_group
 from .export import to_int8_tflite, write_model
-from .features import WindowSettings, cache_path, extract_windows
-from .loco import FAMILIES, family_of, run_loco
+from .families import FAMILIES, family_of
+from .features import FeatureSet, WindowSettings, cache_path, extract_windows
+from .loco import run_loco
 from .modelcard import write_model_card
+from .paths import REPO
 from .peer import INA_VERSION, PeerError, PeerResult, run_ina
 from .report import write_report
 from .splits import SplitSettings, cap_speakers, split_by_speaker
 from .tflog import native_output_to_log
-from .train import Normaliser, TrainSettings, fit
+from .train import Normaliser, TrainSettings, fit, total_steps
 from .weights import window_weights
 
 log = logging.getLogger(__name__)
-REPO_DIR = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,15 @@ class ShipSettings:
     """Optimisation."""
     cnn: CnnSettings = field(default_factory=CnnSettings)
     """Network shape."""
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    """Decision thresholds written into the metadata."""
+    thresholds: Thresholds = field(default_factory=lambda: Thresholds(0.4, 0.6))
+    """The uncertain band written into the metadata: chosen on validation speakers as the narrowest band
+    that kept the wrong share of their whole clips where 0.35 / 0.65 had it (1.2%; uncertain 8.9% -> 5.0%)."""
     min_seconds: float = 0.5
     """Clips shorter than this are dropped (with a count)."""
+    min_training_age: int = 13
+    """Speakers younger than this (where the corpus gives ages) are left out of training, kept in the
+    test split: before puberty a boy's voice sounds like a woman's, and training on such voices labelled
+    male made adult voices less certain without teaching the model to tell those boys apart."""
 
 
 # Training corpora may be shipped (their licences allow it). LibriSpeech test-clean samples are held
@@ -230,6 +236,28 @@ def training_sets(
     return sets
 
 
+def too_young(clip: Clip, min_age: int) -> bool:
+    """True for a clip whose corpus gives its speaker's age and that age is below ``min_age``."""
+    try:
+        return float(dict(clip.attributes).get("age", "")) < min_age
+    except ValueError:
+        return False
+
+
+def drop_clips(
+    fset: FeatureSet, clips: list[Clip], audio: list[np.ndarray], drop: np.ndarray
+) -> tuple[FeatureSet, list[Clip], list[np.ndarray]]:
+    """Windows, clips and audio without the clips marked in ``drop``, window indices renumbered.
+    (Windows are extracted, and cached, for the whole split first, so the cache does not depend on
+    who is left out.)"""
+    keep = ~np.asarray(drop, bool)
+    new_index = np.cumsum(keep) - 1
+    windows = fset.select(keep[fset.clip])
+    windows = FeatureSet(windows.x, new_index[windows.clip].astype(np.int32), windows.variant)
+    kept = np.flatnonzero(keep)
+    return windows, [clips[i] for i in kept], [audio[i] for i in kept]
+
+
 def female_labels(clips: list[Clip]) -> np.ndarray:
     return np.array([c.gender == "female" for c in clips])
 
@@ -345,6 +373,109 @@ def run_custom(
 TEST_SET = "held-out speakers (test split)"
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """A recipe's corpora split by speaker and decoded, with the training and validation windows."""
+
+    train_clips: list[Clip]
+    """Training clips (without the speakers ``ShipSettings.min_training_age`` leaves out)."""
+    train_audio: list[np.ndarray]
+    """Their 16 kHz audio."""
+    train_rejects: dict[str, int]
+    """Training files that could not be used, by reason."""
+    val_clips: list[Clip]
+    """Validation clips (speakers of the training corpora, never trained on)."""
+    val_audio: list[np.ndarray]
+    """Their audio."""
+    test_clips: list[Clip]
+    """Test-split clips."""
+    test_audio: list[np.ndarray]
+    """Their audio."""
+    split_clips: list[Clip]
+    """Every usable clip of the split, including the speakers left out of training."""
+    split_audio: list[np.ndarray]
+    """Their audio."""
+    source_of: dict[str, tuple[str, str]]
+    """Corpus name -> (dataset spec, licence)."""
+    train_set: FeatureSet
+    """Training windows (clean and augmented)."""
+    y_train: np.ndarray
+    """1 where a training window's speaker is female."""
+    val_set: FeatureSet
+    """Validation windows (clean)."""
+    y_val: np.ndarray
+    """1 where a validation window's speaker is female."""
+
+
+def prepare_training_data(
+    train_specs: list[tuple[str, str]],
+    cv_tables: tuple[str, ...],
+    s: ShipSettings,
+    cache_dir: Path | None,
+    clock: Stopwatch | None = None,
+) -> TrainingData:
+    """Read ``train_specs`` ((spec, licence) pairs), split by speaker, decode, leave out the youngest
+    speakers from training, and cut the training and validation windows (cached in ``cache_dir``)."""
+    clock = clock or Stopwatch()
+    clips: list[Clip] = []
+    source_of: dict[str, tuple[str, str]] = {}
+    for spec, licence in train_specs:
+        read = read_clips(spec, cv_tables)
+        source_of |= {c.corpus: (spec, licence) for c in read}
+        clips += read
+    split = split_by_speaker(clips, s.split)
+    for warning in split.warnings:
+        log.warning("%s", warning)
+    require_evaluable_split(list(split.train), list(split.validation), list(split.test), s.split)
+    train_clips, train_audio, train_rejects = load_clips(list(split.train), s.min_seconds)
+    val_clips, val_audio, _ = load_clips(list(split.validation), s.min_seconds)
+    test_clips, test_audio, _ = load_clips(list(split.test), s.min_seconds)
+    require_evaluable_split(train_clips, val_clips, test_clips, s.split)  # after unusable files are dropped
+    log.info("train %d clips, validation %d, test %d", len(train_clips), len(val_clips), len(test_clips))
+    clock.lap("read and decode audio")
+
+    fs, ws = s.frontend, s.windows
+    ids, females = [str(c.path) for c in train_clips], female_labels(train_clips)
+    cached = cache_path(cache_dir, ids, fs, ws, s.augment, s.variants, s.train.seed, females)
+    cached = cached is not None and cached.exists()
+    train_set = extract_windows(
+        train_audio, ids, fs, ws, s.augment, s.variants, s.train.seed, cache_dir, females=females
+    )
+    val_set = extract_windows(
+        val_audio, [str(c.path) for c in val_clips], fs, ws, s.augment, 0, s.train.seed, cache_dir
+    )
+    split_clips, split_audio = train_clips + val_clips + test_clips, train_audio + val_audio + test_audio
+    young = np.array([too_young(c, s.min_training_age) for c in train_clips], bool)
+    if young.any():
+        log.info("left out of training: %d clips of speakers under %d", young.sum(), s.min_training_age)
+        train_set, train_clips, train_audio = drop_clips(train_set, train_clips, train_audio, young)
+    y_train = female_labels(train_clips)[train_set.clip]
+    y_val = female_labels(val_clips)[val_set.clip]
+    log.info(
+        "training windows: %d (%d clean), validation windows: %d",
+        len(y_train),
+        int(np.sum(train_set.variant == 0)),
+        len(y_val),
+    )
+    clock.lap("training windows (augmentation, front end)", "from the cache" if cached else "")
+    return TrainingData(
+        train_clips,
+        train_audio,
+        train_rejects,
+        val_clips,
+        val_audio,
+        test_clips,
+        test_audio,
+        split_clips,
+        split_audio,
+        source_of,
+        train_set,
+        y_train,
+        val_set,
+        y_val,
+    )
+
+
 def train_and_report(
     train_specs: list[tuple[str, str]],
     eval_specs: dict[str, str],
@@ -366,59 +497,17 @@ def train_and_report(
     clock = Stopwatch()
     s = settings
     out_model = Path(out_model)
-    clips: list[Clip] = []
-    source_of: dict[str, tuple[str, str]] = {}  # corpus -> (spec, licence)
-    for spec, licence in train_specs:
-        read = read_clips(spec, cv_tables)
-        source_of |= {c.corpus: (spec, licence) for c in read}
-        clips += read
-    split = split_by_speaker(clips, s.split)
-    for warning in split.warnings:
-        log.warning("%s", warning)
-    require_evaluable_split(list(split.train), list(split.validation), list(split.test), s.split)
     eval_only = read_eval_sets(eval_specs, cv_tables)
-    train_clips, train_audio, train_rejects = load_clips(list(split.train), s.min_seconds)
-    val_clips, val_audio, _ = load_clips(list(split.validation), s.min_seconds)
-    test_clips, test_audio, _ = load_clips(list(split.test), s.min_seconds)
-    require_evaluable_split(train_clips, val_clips, test_clips, s.split)  # after unusable files are dropped
-    log.info("train %d clips, validation %d, test %d", len(train_clips), len(val_clips), len(test_clips))
+    data = prepare_training_data(train_specs, cv_tables, s, cache_dir, clock)
+    train_clips, train_set, y_train = data.train_clips, data.train_set, data.y_train
     flags = qa_flags([spec for spec, _ in train_specs])
-    eval_sets = {TEST_SET: eval_clips(test_clips, test_audio, flags=flags), **eval_only}
-    clock.lap("read and decode audio")
-
-    fs, ws = s.frontend, s.windows
+    eval_sets = {TEST_SET: eval_clips(data.test_clips, data.test_audio, flags=flags), **eval_only}
     ids = [str(c.path) for c in train_clips]
-    features_cached = cache_path(
-        cache_dir, ids, fs, ws, s.augment, s.variants, s.train.seed, female_labels(train_clips)
-    )
-    features_cached = features_cached is not None and features_cached.exists()
-    train_set = extract_windows(
-        train_audio,
-        ids,
-        fs,
-        ws,
-        s.augment,
-        s.variants,
-        s.train.seed,
-        cache_dir,
-        females=female_labels(train_clips),
-    )
-    val_set = extract_windows(
-        val_audio, [str(c.path) for c in val_clips], fs, ws, s.augment, 0, s.train.seed, cache_dir
-    )
-    y_train = female_labels(train_clips)[train_set.clip]
-    y_val = female_labels(val_clips)[val_set.clip]
-    log.info(
-        "training windows: %d (%d clean), validation windows: %d",
-        len(y_train),
-        int(np.sum(train_set.variant == 0)),
-        len(y_val),
-    )
-    clock.lap("training windows (augmentation, front end)", "from the cache" if features_cached else "")
+    fs, ws = s.frontend, s.windows
 
     weights = window_weights(train_clips, train_set.clip)
     model, norm, history, model_cached = _fit_cached(
-        train_set, y_train, val_set.x, y_val, weights, s, steps, cache_dir, ids
+        train_set, y_train, data.val_set.x, data.y_val, weights, s, steps, cache_dir, ids
     )
     clock.lap("training", "the model trained earlier with the same data and settings" if model_cached else "")
     with native_output_to_log(not verbose):
@@ -429,20 +518,24 @@ def train_and_report(
         "training_data": {
             "corpora": sorted({c.corpus for c in train_clips}),
             "licences": {Path(spec.split(":", 1)[-1]).name: lic for spec, lic in train_specs},
-            "sets": training_sets(train_clips, train_audio, source_of, fs.sample_rate),
+            "sets": training_sets(train_clips, data.train_audio, data.source_of, fs.sample_rate),
             "speakers_female": summary.speakers_by_gender["female"],
             "speakers_male": summary.speakers_by_gender["male"],
             "clips": len(train_clips),
-            "hours": round(sum(len(a) for a in train_audio) / fs.sample_rate / 3600, 3),
+            "hours": round(sum(len(a) for a in data.train_audio) / fs.sample_rate / 3600, 3),
             "augmented_copies": s.variants,
-            "rejected_files": train_rejects,
+            "rejected_files": data.train_rejects,
         },
         "settings": jsonable(dataclasses.asdict(s)),
     }
     write_model(out_model, tflite, fs, ws.window_frames, s.infer_hop_frames, norm, s.thresholds, info)
     split_record = {
         side: sorted({speaker_key(c) for c in clips_})
-        for side, clips_ in (("train", train_clips), ("validation", val_clips), ("test", test_clips))
+        for side, clips_ in (
+            ("train", train_clips),
+            ("validation", data.val_clips),
+            ("test", data.test_clips),
+        )
     }
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -463,8 +556,8 @@ def train_and_report(
                 return load_model(path)
 
         everyone = eval_clips(
-            train_clips + val_clips + test_clips,
-            train_audio + val_audio + test_audio,
+            data.split_clips,  # the young speakers the model did not train on are tested too
+            data.split_audio,
             voiced_share=False,
             flags=flags,
         )
@@ -484,15 +577,16 @@ def train_and_report(
             train_clips,
             train_set,
             y_train,
-            val_clips,
-            val_set,
-            y_val,
+            data.val_clips,
+            data.val_set,
+            data.y_val,
             held_out,
             samples,
             s,
             write,
             Path(cache_dir),
             peer_on,
+            total_steps(len(y_train), s.train, steps),
         )
         clock.lap("leave-one-corpus-out", f"{len(FAMILIES)} models, each tested on all of its family")
     results = evaluate_and_write(
@@ -610,7 +704,7 @@ def evaluate_and_write(
     return results
 
 
-INA_VENV = REPO_DIR / ".venv-ina"
+INA_VENV = REPO / ".venv-ina"
 """Where the peer's own virtual environment is made on first use."""
 
 

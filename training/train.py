@@ -63,6 +63,11 @@ def set_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def total_steps(n_windows: int, settings: TrainSettings, steps: int | None = None) -> int:
+    """Gradient steps ``fit`` takes: ``steps`` if given, else ``settings.epochs`` passes over the windows."""
+    return steps or settings.epochs * int(np.ceil(n_windows / settings.batch_size))
+
+
 def fit(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -83,7 +88,7 @@ def fit(
     norm = Normaliser.fit(x_train, settings.relative_c0)
     model = build_cnn(x_train.shape[1], x_train.shape[2], cnn)
     batches = int(np.ceil(len(x_train) / settings.batch_size))
-    n_steps = steps or settings.epochs * batches
+    n_steps = total_steps(len(x_train), settings, steps)
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, n_steps, alpha=0.02)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay)
