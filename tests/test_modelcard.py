@@ -296,6 +296,7 @@ def _meta(training: dict | None = None) -> dict:
             },
             "windows": {"p_short": 0.5, "short_seconds": [0.25, 0.9]},
             "variants": 2,
+            "min_training_age": 13,
         },
         "window_frames": 98,
     }  # fmt: skip
@@ -443,6 +444,7 @@ def test_model_card_lists_exactly_the_run_s_training_sets_licences_and_eval_only
         assert f"- {name}: evaluation only." in training
     assert f"- {TEST}: evaluation only." not in card
     assert "0.25-0.9 s of speech" in training and "3-30 dB SNR" in training
+    assert "Speakers younger than 13 (where a corpus gives ages) were left out of training" in training
 
     evaluation = card.split("## Evaluation", 1)[1]
     assert PROVENANCE in evaluation

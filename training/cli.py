@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     ship.add_argument("--cache-dir", type=Path, default=REPO / "cache", help="feature and baseline cache")
     ship.add_argument("--no-baseline", action="store_true", help="skip the original-system baseline")
     ship.add_argument(
+        "--no-loco",
+        action="store_true",
+        help="skip the leave-one-corpus-out models (4 more trainings, about 50 minutes here)",
+    )
+    ship.add_argument(
         "--no-peer", action="store_true", help="skip the peer (inaSpeechSegmenter in its own venv, .venv-ina)"
     )
 
@@ -188,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                 baseline=not args.no_baseline,
                 verbose=args.verbose,
                 peer=not args.no_peer,
+                loco=not args.no_loco,
             )
         elif args.command == "crossval":
             from . import crossval

@@ -124,6 +124,11 @@ def augmentation_lines(meta: dict[str, Any], td: dict[str, Any]) -> list[str]:
             f"- {pct(win['p_short'])} of an augmented copy's windows keep only {lo:g}-{hi:g} s of speech, "
             "the rest of the window background noise or silence, as a single word gives."
         )
+    if settings.get("min_training_age"):
+        lines.append(
+            f"- Speakers younger than {settings['min_training_age']} (where a corpus gives ages) were left "
+            "out of training; they are in the test split and in leave-one-corpus-out (see Children)."
+        )
     return lines
 
 

@@ -320,6 +320,7 @@ def run(
     baseline: bool = True,
     verbose: bool = False,
     peer: bool = True,
+    loco: bool = True,
 ) -> dict[str, Any]:
     """The shipped model: fixed training corpora and evaluation sets under ``data_dir``."""
     data_dir = Path(data_dir)
@@ -333,7 +334,7 @@ def run(
         baseline_npz=melmean_npz(data_dir) if baseline else None,
         verbose=verbose,
         command="voicegender-train ship",
-        loco=True,
+        loco=loco,
         peer=peer,
     )
 
