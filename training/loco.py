@@ -58,10 +58,11 @@ def run_loco(
     train_family = np.array([family_of(c.corpus) for c in train_clips], dtype=object)[train_set.clip]
     val_family = np.array([family_of(c.corpus) for c in val_clips], dtype=object)[val_set.clip]
     out: dict[str, Any] = {}
+    all_weights = window_weights(train_clips, train_set.clip)  # the same for every family left out
     for family, eclips in held_out.items():
         keep, keep_val = train_family != family, val_family != family
         subset = train_set.select(keep)
-        weights = window_weights(train_clips, train_set.clip)[keep]
+        weights = all_weights[keep]
         key = json.dumps(
             [
                 family,

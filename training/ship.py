@@ -136,12 +136,20 @@ AGE_BANDS = ((6, 9, "6-9"), (10, 12, "10-12"), (13, 15, "13-15"), (16, 19, "16-1
 """Age bands of the report: speechocean762's children are 6-15 (pre-puberty to mid-puberty)."""
 
 
-def age_band(age: str) -> str | None:
+def age_years(age: str) -> float | None:
+    """A manifest's ``age`` value in years; None where it is blank or not a finite number."""
     try:
-        years = int(float(age))
+        years = float(age)
     except ValueError:
         return None
-    return next((name for lo, hi, name in AGE_BANDS if lo <= years <= hi), None)
+    return years if math.isfinite(years) else None
+
+
+def age_band(age: str) -> str | None:
+    years = age_years(age)
+    if years is None:
+        return None
+    return next((name for lo, hi, name in AGE_BANDS if lo <= int(years) <= hi), None)
 
 
 F0_CHECK = "F0 check (qa_f0.csv)"
@@ -238,10 +246,8 @@ def training_sets(
 
 def too_young(clip: Clip, min_age: int) -> bool:
     """True for a clip whose corpus gives its speaker's age and that age is below ``min_age``."""
-    try:
-        return float(dict(clip.attributes).get("age", "")) < min_age
-    except ValueError:
-        return False
+    years = age_years(dict(clip.attributes).get("age", ""))
+    return years is not None and years < min_age
 
 
 def drop_clips(

@@ -5,7 +5,7 @@ speakers (a corpus and language, e.g. Common Voice Kabyle) women and men then we
 with one gender only is balanced within its corpus instead, and a corpus with one gender only within
 all the training data. Groups keep weight in proportion to their speakers, so a language with two
 speakers does not count as much as one with two hundred. No speaker weighs more than ``MAX_WEIGHT``
-times the average of its group: one woman among 30 men in a language would otherwise outweigh a
+times the average of its family: one woman among 30 men in a language would otherwise outweigh a
 whole corpus.
 
 Then each family of corpora (``families.py``: Common Voice, LibriSpeech, ...) gets a share in
