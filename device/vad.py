@@ -60,8 +60,8 @@ class VadSettings:
     """How fast the noise floor creeps up during loud sound (it falls at once to quieter frames)."""
     f0_min_hz: float = 60.0
     """Lowest voice pitch (Hz) accepted as speech."""
-    f0_max_hz: float = 400.0
-    """Highest voice pitch (Hz) accepted as speech; a periodic frame with a higher pitch is a tone."""
+    f0_max_hz: float = 600.0
+    """Highest voice pitch (Hz) accepted as speech (sad or crying voices reach 500 Hz); above: a tone."""
     voicing_threshold: float = 0.25
     """YIN aperiodicity (0 = perfectly periodic, ~1 = noise) below which a frame counts as periodic."""
     tone_peak_fraction: float = 0.98

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from training import ship
-from training.cnn import CnnSettings, count_macs
-from training.device_eval import headline, score_set
-from training.export import to_int8_tflite, write_model
-from training.paths import REPO, SHARED_DATA
-from training.train import fit
-from training.weights import window_weights
 from voicegender.model import load_model
+from voicegender_training import ship
+from voicegender_training.cnn import CnnSettings, count_macs
+from voicegender_training.device_eval import headline, score_set
+from voicegender_training.export import to_int8_tflite, write_model
+from voicegender_training.paths import REPO, SHARED_DATA
+from voicegender_training.train import fit
+from voicegender_training.weights import window_weights
 
 
 def parse(text: str) -> tuple[CnnSettings, int]:
@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, action="append", default=[], help="score an existing model too")
     ap.add_argument("--data-dir", type=Path, default=SHARED_DATA)
     ap.add_argument("--cache-dir", type=Path, default=REPO / "cache")
+    ap.add_argument("--keep", type=Path, help="also write each candidate's model (.tflite + .json) here")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     s = ship.ShipSettings()
@@ -66,7 +67,8 @@ def main() -> None:
         model, norm, _ = fit(train_set.x, y, data.val_set.x, y_val, train, cnn, sample_weight=weights)
         tflite = to_int8_tflite(model, norm(train_set.x), seed=s.train.seed)
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "m.tflite"
+            path = (args.keep or Path(tmp)) / f"{text.replace(',', '_')}.tflite"
+            path.parent.mkdir(parents=True, exist_ok=True)
             write_model(
                 path, tflite, s.frontend, s.windows.window_frames, s.infer_hop_frames, norm, s.thresholds, {}
             )

@@ -113,7 +113,7 @@ def test_bad_types(tmp_path, text: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("text", "section", "word"),
     [
-        ("[vad]\nf0_min_hz = 500\n", "vad", "f0_min_hz"),
+        ("[vad]\nf0_min_hz = 700\n", "vad", "f0_min_hz"),
         ("[leds]\nmale_pin = 40\n", "leds", "male_pin"),
         ("[decision]\nmale_below = 0.9\nfemale_above = 0.5\n", "decision", "male_below"),
         ('[logging]\nlevel = "chatty"\n', "logging", "level"),

@@ -17,6 +17,7 @@ from voicegender_training.splits import (
     cap_speakers,
     gender_weights,
     kfold_splits,
+    nested_speakers,
     speaker_folds,
     split_by_speaker,
 )
@@ -244,3 +245,17 @@ def test_real_librispeech_split(data_dir: Path) -> None:
     # 127 female and 127 male speakers: round(0.15 * 127) = 19 of each in validation and in test.
     for side, n in ((split.test, 19), (split.validation, 19), (split.train, 89)):
         assert len(_speakers(side, "female")) == len(_speakers(side, "male")) == n
+
+
+def test_nested_speakers_keep_a_share_of_each_corpus_and_gender_and_grow_by_adding():
+    clips = _corpus("a", 40, 120) + _corpus("b", 3, 9)
+    subsets = {f: nested_speakers(clips, f, seed=1) for f in (0.1, 0.25, 0.5, 1.0)}
+    assert subsets[0.1] <= subsets[0.25] <= subsets[0.5] <= subsets[1.0] == _speakers(clips)
+    quarter = subsets[0.25]
+    speaker_clips = {c.speaker: c for c in clips if c.speaker in quarter}.values()
+    counts = Counter((c.corpus, c.gender) for c in speaker_clips)
+    assert counts == {("a", "female"): 10, ("a", "male"): 30, ("b", "female"): 1, ("b", "male"): 3}
+    assert len(nested_speakers(clips, 0.005, seed=1)) == 4  # at least one of each corpus and gender
+    assert nested_speakers(clips, 0.25, seed=2) != quarter  # the seed picks the speakers
+    pooled = nested_speakers(clips, 0.25, seed=1, group=lambda c: "all")  # one group: 25% of each gender
+    assert (len(pooled & _speakers(clips, "female")), len(pooled & _speakers(clips, "male"))) == (11, 33)

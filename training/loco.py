@@ -74,10 +74,9 @@ def run_loco(
             ]
         )
         where = Path(cache_dir) / f"loco-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-        if (where / "model.tflite").exists():
-            tflite = (where / "model.tflite").read_bytes()
-            with np.load(where / "norm.npz") as z:
-                norm = Normaliser(z["mean"], z["std"], bool(z["relative_c0"]))
+        cached = load_int8(where)
+        if cached is not None:
+            tflite, norm = cached
         else:
             log.info("leave-one-corpus-out: training without %s (%d windows)", family, len(subset.x))
             model, norm, _ = fit(
@@ -92,9 +91,7 @@ def run_loco(
             )
             with native_output_to_log(True):
                 tflite = to_int8_tflite(model, norm(subset.x), seed=s.train.seed)
-            where.mkdir(parents=True, exist_ok=True)
-            (where / "model.tflite").write_bytes(tflite)
-            np.savez(where / "norm.npz", mean=norm.mean, std=norm.std, relative_c0=norm.relative_c0)
+            save_int8(where, tflite, norm)
             keras.backend.clear_session()
         device_model = write(family, tflite, norm)
         scores, verdicts, _ = score_set(device_model, eclips)
@@ -122,3 +119,18 @@ def run_loco(
             if peer_figures is not None:
                 out[family]["sample"]["peer"] = peer_figures
     return out
+
+
+def save_int8(where: Path, tflite: bytes, norm: Normaliser) -> None:
+    """Cache an int8 model and its normaliser in the directory ``where``."""
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "model.tflite").write_bytes(tflite)
+    np.savez(where / "norm.npz", mean=norm.mean, std=norm.std, relative_c0=norm.relative_c0)
+
+
+def load_int8(where: Path) -> tuple[bytes, Normaliser] | None:
+    """The int8 model and normaliser ``save_int8`` cached in ``where``, or None."""
+    if not (where / "model.tflite").exists():
+        return None
+    with np.load(where / "norm.npz") as z:
+        return (where / "model.tflite").read_bytes(), Normaliser(z["mean"], z["std"], bool(z["relative_c0"]))

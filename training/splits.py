@@ -13,11 +13,12 @@ Clips without a speaker id (Kaggle Common Voice) can only be split by clip: that
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -210,6 +211,22 @@ def cap_speakers(
 
 
 # --- internals ---------------------------------------------------------------------------------------
+
+
+def nested_speakers(
+    clips: Iterable[Clip], fraction: float, seed: int, group: Callable[[Clip], str] = lambda c: c.corpus
+) -> set[str]:
+    """Speakers (``Clip.speaker``, or the path of a speakerless clip) making up ``fraction`` of each
+    (group, gender), at least one each. The order is seeded and does not depend on ``fraction``, so
+    the speakers of a smaller fraction are always among those of a larger one."""
+    groups: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for c in clips:
+        groups[(group(c), c.gender)].add(c.speaker or str(c.path))
+    keep: set[str] = set()
+    for speakers in groups.values():
+        order = sorted(speakers, key=lambda n: hashlib.sha256(f"{seed}:{n}".encode()).hexdigest())
+        keep.update(order[: max(1, math.ceil(fraction * len(order)))])
+    return keep
 
 
 def _units(clips: Iterable[Clip], settings: SplitSettings) -> tuple[list[_Unit], int, tuple[str, ...]]:
