@@ -4,23 +4,28 @@ evaluation-only set and on validation speakers of the training corpora: how much
 speech ours misses, how much of ours the reference calls non-speech, and how many clips ours leaves
 without enough speech for a decision when the reference finds enough.
 
-    .venv/bin/python scripts/vad_check.py [--out models/report/vad_check.md]
+    .venv/bin/python scripts/vad_check.py [--out models/report/vad_check.md] [--set f0_max_hz=400]
+
+``--set`` changes a ``[vad]`` setting of ours for the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from voicegender.decision import DecisionSettings
+from voicegender.errors import VoicegenderError
 from voicegender.vad import VadSettings, VoiceActivityDetector
 from voicegender_training import ship
 from voicegender_training.families import family_of
 from voicegender_training.paths import REPO, SHARED_DATA
-from voicegender_training.reference_vad import VERSION, Agreement, SileroVad, agreement
+from voicegender_training.reference_vad import VERSION, Agreement, ReferenceVadError, SileroVad, agreement
 from voicegender_training.splits import split_by_speaker
 
 
@@ -37,10 +42,21 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write the table (markdown) here too")
     ap.add_argument("--data-dir", type=Path, default=SHARED_DATA)
     ap.add_argument("--cache-dir", type=Path, default=REPO / "cache")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a [vad] setting")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    vad, min_speech = VadSettings(), DecisionSettings().min_speech_seconds
-    reference = SileroVad(args.cache_dir)
+    try:
+        if any("=" not in item for item in args.set):
+            raise ValueError(f"--set {args.set}: each must be KEY=VALUE")
+        changes = dict(item.split("=", 1) for item in args.set)
+        unknown = set(changes) - {f.name for f in dataclasses.fields(VadSettings)}
+        if unknown:
+            raise ValueError(f"--set {', '.join(sorted(unknown))}: not a [vad] setting")
+        vad = VadSettings(**{k: float(v) for k, v in changes.items()})
+        reference = SileroVad(args.cache_dir)
+    except (ValueError, TypeError, VoicegenderError, ReferenceVadError) as exc:
+        sys.exit(f"vad_check: {exc}")
+    min_speech = DecisionSettings().min_speech_seconds
     specs, eval_specs = ship.shipped_specs(args.data_dir)
     sets = ship.read_eval_sets(eval_specs, ship.SHIP_CV_TABLES, voiced_share=False)
     s = ship.ShipSettings()
@@ -57,16 +73,17 @@ def main() -> None:
         pairs = [labels_of(c.audio, vad, reference) for c in clips]
         rows.append((name, len(clips), agreement(pairs, hop, min_speech)))
         print(name, rows[-1][2], flush=True)
-    text = table(rows, min_speech)
+    text = table(rows, min_speech, args.set)
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
 
 
-def table(rows: list[tuple[str, int, Agreement]], min_speech: float) -> str:
+def table(rows: list[tuple[str, int, Agreement]], min_speech: float, changes: list[str]) -> str:
+    changed = f" ({', '.join(changes)})" if changes else ""
     lines = [
-        f"# The device VAD against silero-vad {VERSION}",
+        f"# The device VAD{changed} against silero-vad {VERSION}",
         "",
         "Per 10 ms frame. Missed: share of silero's speech ours calls non-speech. Extra: share of ours "
         f"silero calls non-speech. Starved: clips where silero finds {min_speech} s of speech (enough for "

@@ -3,8 +3,8 @@
 Only the model file is taken from the silero-vad wheel (downloaded once with ``pip download --no-deps``
 into the cache): the package itself pulls in torch, which this measurement does not need. Speech is
 marked as ``get_speech_timestamps`` does by default, without its padding: a 32 ms chunk starts speech
-at probability >= 0.5, speech ends after 100 ms below 0.35, and stretches shorter than 250 ms are
-dropped.
+at probability >= 0.5, speech ends where a silence began that lasted 100 ms (from a chunk below 0.35
+until one at 0.5 or more), and stretches shorter than 250 ms are dropped.
 """
 
 from __future__ import annotations
@@ -121,18 +121,19 @@ class SileroVad:
 def speech_chunks(probs: np.ndarray, s: SileroSettings) -> np.ndarray:
     """Which chunks are speech (bool per chunk), by the settings' thresholds and minimum lengths."""
     chunk_seconds = CHUNK / SAMPLE_RATE
-    quiet_needed = int(np.ceil(s.min_silence_seconds / chunk_seconds))
+    quiet_needed = s.min_silence_seconds / chunk_seconds
     speech = np.zeros(probs.size, bool)
-    start, quiet = None, 0
+    start = quiet_from = None
     for i, p in enumerate(probs):
-        if start is None:
-            if p >= s.threshold:
-                start, quiet = i, 0
-            continue
-        quiet = quiet + 1 if p < s.neg_threshold else 0
-        if quiet >= quiet_needed:
-            speech[start : i - quiet + 1] = True
-            start = None
+        if p >= s.threshold:
+            quiet_from = None
+            start = i if start is None else start
+        elif start is not None and p < s.neg_threshold:
+            # As silero: the silence runs from the first quiet chunk until a chunk reaches the threshold.
+            quiet_from = i if quiet_from is None else quiet_from
+            if i - quiet_from >= quiet_needed:
+                speech[start:quiet_from] = True
+                start = quiet_from = None
     if start is not None:
         speech[start:] = True
     # Drop stretches shorter than the minimum.
