@@ -16,73 +16,20 @@ the speakers, the settings and the training code).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import hashlib
 import json
 import logging
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from voicegender.model import load_model
 from voicegender_training import ship
-from voicegender_training.codehash import MODEL_CODE, code_digest
-from voicegender_training.device_eval import headline, score_set
-from voicegender_training.export import to_int8_tflite, write_model
-from voicegender_training.loco import load_int8, save_int8
 from voicegender_training.paths import REPO, SHARED_DATA
 from voicegender_training.report import MIN_TABLE_CLIPS
 from voicegender_training.splits import nested_speakers
-from voicegender_training.train import fit, total_steps
-from voicegender_training.weights import family_key, window_weights
-
-
-def train_subset(
-    data: ship.TrainingData, s: ship.ShipSettings, keep_clip: np.ndarray, steps: int, cache: Path
-):
-    """(int8 tflite bytes, normaliser) of the recipe trained on the windows of the kept clips (cached)."""
-    clips = [c for c, k in zip(data.train_clips, keep_clip, strict=True) if k]
-    renumber = np.cumsum(keep_clip) - 1
-    mask = keep_clip[data.train_set.clip]
-    subset = data.train_set.select(mask)
-    key = json.dumps(
-        [
-            sorted(ship.speaker_key(c) for c in clips),
-            int(mask.sum()),
-            steps,
-            dataclasses.asdict(s.train),
-            dataclasses.asdict(s.cnn),
-            code_digest(MODEL_CODE),
-        ]
-    )
-    where = cache / f"curve-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-    cached = load_int8(where)
-    if cached is not None:
-        return cached
-    weights = window_weights(clips, renumber[subset.clip])
-    model, norm, _ = fit(
-        subset.x,
-        data.y_train[mask],
-        data.val_set.x,
-        data.y_val,
-        s.train,
-        s.cnn,
-        steps=steps,
-        sample_weight=weights,
-    )
-    tflite = to_int8_tflite(model, norm(subset.x), seed=s.train.seed)
-    save_int8(where, tflite, norm)
-    import keras
-
-    keras.backend.clear_session()
-    return tflite, norm
-
-
-def balanced(model, clips) -> dict:
-    scores, verdicts, _ = score_set(model, clips, lengths=())
-    return headline(verdicts, scores.y, model)
+from voicegender_training.train import total_steps
+from voicegender_training.variant import device_model, headline_of, train_variant
+from voicegender_training.weights import family_key
 
 
 def main() -> None:
@@ -114,15 +61,9 @@ def main() -> None:
         started = time.monotonic()
         speakers = nested_speakers(data.train_clips, fraction, s.train.seed, group=family_key)
         keep_clip = np.array([ship.speaker_key(c) in speakers for c in data.train_clips], bool)
-        tflite, norm = train_subset(data, s, keep_clip, steps, args.cache_dir)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "m.tflite"
-            write_model(
-                path, tflite, s.frontend, s.windows.window_frames, s.infer_hop_frames, norm, s.thresholds, {}
-            )
-            model = load_model(path)
-        val = balanced(model, adults)
-        sets = {name: balanced(model, clips) for name, clips in eval_sets.items()}
+        model = device_model(*train_variant(data, s, keep_clip, steps, args.cache_dir), s)
+        val = headline_of(model, adults)
+        sets = {name: headline_of(model, clips) for name, clips in eval_sets.items()}
         row = {
             "fraction": fraction,
             "speakers": len(speakers),

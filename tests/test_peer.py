@@ -11,6 +11,7 @@ import pytest
 
 from voicegender_training import peer
 from voicegender_training.peer import PeerResult, run_ina
+from voicegender_training.sidecar import file_key
 
 
 @pytest.mark.parametrize(
@@ -28,7 +29,7 @@ def test_cached_clips_do_not_start_ina(tmp_path: Path, monkeypatch) -> None:
     cache = tmp_path / "ina.jsonl"
     cache.write_text(
         "".join(
-            json.dumps({"key": peer._key(c), "female_seconds": i, "male_seconds": 1 - i, "cpu_seconds": 0.5})
+            json.dumps({"key": file_key(c), "female_seconds": i, "male_seconds": 1 - i, "cpu_seconds": 0.5})
             + "\n"
             for i, c in enumerate(clips)
         )

@@ -10,15 +10,16 @@ run over the evaluation sets takes CPU-minutes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import sidecar
+from .sidecar import SidecarError, Worker, file_key, python_between
 
 INA_VERSION = "0.6.8"
 INA_REQUIREMENTS = (
@@ -38,8 +39,8 @@ installed with --no-deps, since it asks for an unpinned tensorflow."""
 WORKER = Path(__file__).with_name("ina_worker.py")
 
 
-class PeerError(RuntimeError):
-    """The peer could not be installed or run (one line, for the CLI)."""
+PeerError = SidecarError
+"""The peer could not be installed or run (one line, for the CLI)."""
 
 
 @dataclass(frozen=True)
@@ -65,56 +66,22 @@ class PeerResult:
         return "undecided"
 
 
-def _python_311() -> str:
-    """A Python 3.11 interpreter (TensorFlow 2.15 has wheels for 3.9-3.11 only)."""
-    for name in ("python3.11", "python3"):
-        exe = shutil.which(name)
-        if exe is None:
-            continue
-        r = subprocess.run(
-            [exe, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
-        )
-        if r.returncode == 0 and r.stdout.strip() in ("(3, 9)", "(3, 10)", "(3, 11)"):
-            return exe
-    raise PeerError(
-        "inaSpeechSegmenter: needs Python 3.9-3.11 for TensorFlow 2.15 (none found on PATH; "
-        "on Debian 13 install one with pyenv or uv)"
-    )
-
-
 def ensure_venv(venv: Path) -> Path:
     """The venv's python, creating and filling the venv first if needed (idempotent, quick when done)."""
-    python = venv / "bin" / "python"
-    stamp = venv / f".ina-{INA_VERSION}-ready"
-    if stamp.exists():
-        return python
     if shutil.which("ffmpeg") is None:
         raise PeerError("inaSpeechSegmenter: needs ffmpeg on PATH to decode audio (apt-get install ffmpeg)")
-    print(f"peer: installing inaSpeechSegmenter {INA_VERSION} into {venv} (once; ~600 MB)", file=sys.stderr)
-    steps = [
-        [_python_311(), "-m", "venv", str(venv)],
-        [str(python), "-m", "pip", "install", "-q", *INA_REQUIREMENTS],
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", f"inaSpeechSegmenter=={INA_VERSION}"],
-    ]
-    for cmd in steps:
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise PeerError(f"inaSpeechSegmenter: set-up step {' '.join(cmd[:4])} failed: {tail[0]}")
-    stamp.touch()
-    return python
 
+    def base() -> str:  # TensorFlow 2.15 has wheels for Python 3.9-3.11 only
+        return python_between("inaSpeechSegmenter", [(3, 11), (3, 10), (3, 9)])
 
-def _key(path: Path) -> str:
-    """The file's path and content: a copy of the data made again (new mtimes) still hits the cache."""
-    data = path.read_bytes()
-    return f"{path.resolve()}|{len(data)}|{hashlib.sha256(data).hexdigest()[:16]}"
+    installs = [INA_REQUIREMENTS, ("--no-deps", f"inaSpeechSegmenter=={INA_VERSION}")]
+    return sidecar.ensure_venv(venv, "inaSpeechSegmenter", f"ina-{INA_VERSION}", base, installs, "~600 MB")
 
 
 def run_ina(paths: Iterable[Path], venv: Path, cache: Path | None = None) -> dict[Path, PeerResult]:
     """ina's result for every clip in ``paths`` (from ``cache`` where it has them; new ones added)."""
     paths = list(dict.fromkeys(Path(p) for p in paths))
-    keys = {p: _key(p) for p in paths}  # each file read and hashed once
+    keys = {p: file_key(p) for p in paths}  # each file read and hashed once
     known: dict[str, PeerResult] = {}
     if cache is not None and cache.exists():
         for line in cache.read_text().splitlines():
@@ -123,31 +90,13 @@ def run_ina(paths: Iterable[Path], venv: Path, cache: Path | None = None) -> dic
             known[key] = PeerResult(**rec)
     todo = [p for p in paths if keys[p] not in known]
     if todo:
-        python = ensure_venv(venv)
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
-        proc = subprocess.Popen(
-            [str(python), str(WORKER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        ready = proc.stdout.readline()
-        if not ready.startswith('{"ready"'):
-            proc.kill()
-            raise PeerError("inaSpeechSegmenter: its worker did not start (run it by hand to see why)")
+        env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
-        with open(cache, "a") if cache is not None else open(os.devnull, "w") as out:
+        worker = Worker("inaSpeechSegmenter", ensure_venv(venv), WORKER, env)
+        with worker, open(cache, "a") if cache is not None else open(os.devnull, "w") as out:
             for i, p in enumerate(todo, 1):
-                proc.stdin.write(json.dumps({"path": str(p.resolve())}) + "\n")
-                proc.stdin.flush()
-                line = proc.stdout.readline()
-                if not line:
-                    raise PeerError(f"inaSpeechSegmenter: its worker stopped at {p}")
-                rec = json.loads(line)
+                rec = worker.ask({"path": str(p.resolve())})
                 result = PeerResult(
                     rec["female_seconds"], rec["male_seconds"], rec["cpu_seconds"], rec["error"]
                 )
@@ -155,6 +104,4 @@ def run_ina(paths: Iterable[Path], venv: Path, cache: Path | None = None) -> dic
                 out.write(json.dumps({"key": keys[p], **result.__dict__}) + "\n")
                 if i % 200 == 0:
                     print(f"peer: {i}/{len(todo)} clips", file=sys.stderr)
-        proc.stdin.close()
-        proc.wait(timeout=60)
     return {p: known[keys[p]] for p in paths}
