@@ -40,17 +40,11 @@ L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 CHILDREN = ("6-9", "10-12")
 
 
-def window_targets(
-    data: ship.TrainingData,
-    s: ship.ShipSettings,
-    probes: list[teacher.Probe],
-    fold_of: dict[str, int],
-    venv: Path,
-    cache_dir: Path,
+def window_embeddings(
+    data: ship.TrainingData, s: ship.ShipSettings, venv: Path, cache_dir: Path
 ) -> np.ndarray:
-    """Per training window, the held-out probe's p_female for the clean audio of that window's place in
-    its clip (an augmented copy's window sits within one hop of it); the label where the teacher could
-    not read the clip."""
+    """Per training window, the teacher's embedding of the clean audio at that window's place in its
+    clip (an augmented copy's window sits within one hop of it); zeros where it could not read the clip."""
     frontend = Frontend(s.frontend)
     hop, sr = s.frontend.hop_length, s.frontend.sample_rate
     seconds = ((s.windows.window_frames - 1) * hop + s.frontend.win_length) / sr
@@ -63,7 +57,7 @@ def window_targets(
         starts[c.path] = (frames * hop / sr).tolist()
     cache = cache_dir / "teacher" / f"resemblyzer-{teacher.RESEMBLYZER_VERSION}-windows.jsonl"
     emb = teacher.embed_windows(starts, seconds, venv, cache)
-    targets = data.y_train.astype(np.float64)
+    out = np.zeros((len(data.y_train), teacher.EMBEDDING_SIZE), np.float32)
     clip, variant = data.train_set.clip, data.train_set.variant
     # Windows are stored clip by clip, each variant in the order of its clip's starts.
     first = np.r_[0, np.flatnonzero((np.diff(clip) != 0) | (np.diff(variant) != 0)) + 1]
@@ -74,9 +68,18 @@ def window_targets(
             continue
         if np.max(rank[rows]) >= len(emb[c.path]):
             raise SystemExit(f"teacher_check: {c.path}: the windows cut now differ from the cached ones")
-        speaker = ship.speaker_key(c)
-        p = teacher.held_out_p(probes, fold_of, emb[c.path], [speaker] * len(emb[c.path]))
-        targets[rows] = p[rank[rows]]
+        out[rows] = emb[c.path][rank[rows]]
+    return out
+
+
+def window_targets(
+    data: ship.TrainingData, embeddings: np.ndarray, probes: list[teacher.Probe], fold_of: dict[str, int]
+) -> np.ndarray:
+    """Per training window, the held-out probe's p_female for its embedding; the label where it has none."""
+    targets = data.y_train.astype(np.float64)
+    have = np.any(embeddings != 0, axis=1)
+    speakers = np.array([ship.speaker_key(c) for c in data.train_clips], dtype=object)[data.train_set.clip]
+    targets[have] = teacher.held_out_p(probes, fold_of, embeddings[have], list(speakers[have]))
     return targets
 
 
@@ -99,6 +102,13 @@ def probe_figures(p: np.ndarray, female: np.ndarray, band: Thresholds) -> dict[s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--alphas", default="0,0.5", help="comma-separated distillation weights in [0, 1]")
+    ap.add_argument(
+        "--embedding-weight",
+        type=float,
+        default=0.0,
+        help="also train with labels plus this weight times the cosine distance from each window's "
+        "teacher embedding (an extra head, dropped after training); 0: not",
+    )
     ap.add_argument("--seeds", default="1", help="training seeds (each run is trained once per seed)")
     ap.add_argument("--out", type=Path, help="write the tables (markdown) and figures (.json) here too")
     ap.add_argument("--data-dir", type=Path, default=SHARED_DATA)
@@ -179,19 +189,25 @@ def main() -> None:
     targets_of = {"clip": female_all.copy()}
     targets_of["clip"][have] = p_clip  # a clip the teacher could not read keeps its label
     targets_of["clip"] = targets_of["clip"][data.train_set.clip]
+    embeddings = None
+    if args.windows or args.embedding_weight:
+        embeddings = window_embeddings(data, s, args.venv, args.cache_dir)
     if args.windows:
-        targets_of["window"] = window_targets(data, s, probes, fold_of, args.venv, args.cache_dir)
+        targets_of["window"] = window_targets(data, embeddings, probes, fold_of)
     steps = total_steps(len(data.y_train), s.train)
     keep = np.ones(len(data.train_clips), bool)
     rows = []
     runs = [("none", 0.0)] if 0 in alphas else []
     runs += [(kind, a) for a in alphas if a > 0 for kind in targets_of]
+    if args.embedding_weight:
+        runs.append(("embedding", 0.0))
     for seed, (kind, alpha) in ((seed, run) for seed in seeds for run in runs):
         t0 = time.monotonic()
         targets = None if alpha == 0 else teacher.soft_targets(data.y_train, targets_of[kind], alpha)
+        hint = (embeddings, args.embedding_weight) if kind == "embedding" else (None, 0.0)
         # The windows stay those of the recipe's seed; only the network's start and order change.
         s_run = dataclasses.replace(s, train=dataclasses.replace(s.train, seed=seed))
-        model = device_model(*train_variant(data, s_run, keep, steps, args.cache_dir, targets), s)
+        model = device_model(*train_variant(data, s_run, keep, steps, args.cache_dir, targets, *hint), s)
         sets = {
             name: headline_of(model, clips) for name, clips in {"validation": validation, **eval_sets}.items()
         }
@@ -209,6 +225,7 @@ def main() -> None:
     facts = {
         "l2": l2,
         "steps": steps,
+        "embedding_weight": args.embedding_weight,
         "embed_minutes": embed_minutes,
         "cross_fitted_disagree": {
             k: float(np.mean((t >= 0.5) != data.y_train)) for k, t in targets_of.items()
@@ -242,6 +259,8 @@ def table(probe: dict, rows: list[dict], facts: dict, band: Thresholds) -> str:
 
     def label(row: dict) -> str:
         what = "labels only" if row["alpha"] == 0 else f"{row['targets']}-level, alpha {row['alpha']:g}"
+        if row["targets"] == "embedding":
+            what = f"labels + window embedding, weight {facts['embedding_weight']:g}"
         return f"{what}, seed {row['seed']}" if "seed" in row else f"{what}, mean of seeds"
 
     def macro(values: dict[str, float]) -> float:
@@ -291,7 +310,9 @@ def table(probe: dict, rows: list[dict], facts: dict, band: Thresholds) -> str:
         f"Every model trains {facts['steps']} steps on the same windows, from the seed in its row; 'labels "
         "only' is the plain recipe. "
         "Clip-level: every window of a clip learns the probe's p for the whole clip; window-level: for "
-        "that window's second of clean audio. The cross-fitted probe disagrees with the label on "
+        "that window's second of clean audio; window embedding: labels, and an extra head (dropped after "
+        "training) learns the teacher's embedding of the window's clean second from the CNN's pooled "
+        "features (cosine distance). The cross-fitted probe disagrees with the label on "
         + " and ".join(
             f"{100 * v:.1f}% of the training windows ({k}-level)"
             for k, v in facts["cross_fitted_disagree"].items()

@@ -102,3 +102,23 @@ def test_cached_clips_do_not_start_the_teacher(tmp_path: Path, monkeypatch) -> N
     clips[0].write_bytes(b"changed")  # a changed file is not taken from the cache
     with pytest.raises(AssertionError, match="started"):
         teacher.embed(clips, tmp_path / "venv", cache)
+
+
+def test_a_teacher_head_shapes_training_but_leaves_the_device_network_as_it_was() -> None:
+    from voicegender_training.train import TrainSettings, fit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 98, 13)).astype(np.float32)
+    y = (rng.random(256) < 0.5).astype(np.float32)
+    x[:, :, 1] += 2 * y[:, None]
+    emb = rng.normal(size=(256, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    s = TrainSettings(epochs=1, batch_size=64)
+    plain, _, _ = fit(x, y, x[:32], y[:32], s, steps=4)
+    taught, _, hist = fit(x, y, x[:32], y[:32], s, steps=4, teacher_embeddings=emb, teacher_weight=1.0)
+    assert taught.output.shape == plain.output.shape == (None, 1)
+    assert taught.count_params() == plain.count_params()
+    assert "acc" in hist and "val_acc" in hist
+    # Same seed, same data: only the teacher's loss makes the networks differ.
+    diff = [np.max(np.abs(a - b)) for a, b in zip(plain.get_weights(), taught.get_weights(), strict=True)]
+    assert max(diff) > 1e-4

@@ -77,16 +77,30 @@ def fit(
     cnn: CnnSettings | None = None,
     steps: int | None = None,
     sample_weight: np.ndarray | None = None,
+    teacher_embeddings: np.ndarray | None = None,
+    teacher_weight: float = 1.0,
 ):
     """Train and return (keras model, normaliser, history dict). ``steps`` runs exactly that many
     gradient steps (over as many epochs as it takes; the last one may be partial) instead of
     ``settings.epochs`` epochs; ``sample_weight`` weighs each training window (``weights.py``).
+    With ``teacher_embeddings`` ((n, d) unit vectors, one per training window; zeros where there is
+    none) the network also learns to predict them from its pooled features (cosine distance times
+    ``teacher_weight``) through an extra head, dropped afterwards: the model returned is the usual one.
     Progress is one log line per epoch."""
     if steps is not None and steps < 1:
         raise VoicegenderError(f"--steps {steps}: must be at least 1")
     set_determinism(settings.seed)
     norm = Normaliser.fit(x_train, settings.relative_c0)
-    model = build_cnn(x_train.shape[1], x_train.shape[2], cnn)
+    student = build_cnn(x_train.shape[1], x_train.shape[2], cnn)
+    model, loss, acc = student, _loss(settings.label_smoothing, 0.0), "acc"
+    if teacher_embeddings is not None:
+        features = student.get_layer("logit_female").input
+        embedding = keras.layers.Dense(teacher_embeddings.shape[1], name="teacher_embedding")(features)
+        model = keras.Model(student.input, keras.layers.Concatenate()([student.output, embedding]))
+        loss, acc = _loss(settings.label_smoothing, teacher_weight), _first_column_accuracy
+        y_train = np.hstack([y_train.reshape(-1, 1), teacher_embeddings]).astype(np.float32)
+        if y_val is not None:
+            y_val = np.hstack([y_val.reshape(-1, 1), np.zeros((len(y_val), teacher_embeddings.shape[1]))])
     batches = int(np.ceil(len(x_train) / settings.batch_size))
     n_steps = total_steps(len(x_train), settings, steps)
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, n_steps, alpha=0.02)
@@ -94,8 +108,8 @@ def fit(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay)
         if settings.weight_decay
         else keras.optimizers.Adam(schedule),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=settings.label_smoothing),
-        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="acc")],
+        loss=loss,
+        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="acc") if acc == "acc" else acc],
     )
     val = (norm(x_val), y_val.astype(np.float32)) if x_val is not None and len(x_val) else None
     epochs = settings.epochs if steps is None else int(np.ceil(steps / batches))
@@ -110,7 +124,31 @@ def fit(
         verbose=0,
         callbacks=[_Progress(epochs, n_steps)],
     )
-    return model, norm, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return student, norm, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _loss(label_smoothing: float, teacher_weight: float):
+    """Binary cross-entropy on the logit; with ``teacher_weight``, plus that times the cosine distance
+    between the extra head's output (columns 1:) and the teacher's embedding."""
+    if not teacher_weight:
+        return keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=label_smoothing)
+    per_window = keras.losses.BinaryCrossentropy(
+        from_logits=True, label_smoothing=label_smoothing, reduction=None
+    )
+
+    def loss(y, out):
+        cosine = keras.ops.sum(keras.ops.normalize(out[:, 1:], axis=-1) * y[:, 1:], axis=-1)
+        return per_window(y[:, :1], out[:, :1]) + teacher_weight * (1.0 - cosine)
+
+    return loss
+
+
+def _first_column_accuracy(y, out):
+    """Training accuracy of the logit (column 0) when the network has the teacher's head too."""
+    return keras.ops.mean(keras.ops.cast((out[:, 0] > 0) == (y[:, 0] > 0.5), "float32"))
+
+
+_first_column_accuracy.__name__ = "acc"
 
 
 class _Progress(keras.callbacks.Callback):

@@ -29,10 +29,13 @@ def train_variant(
     steps: int,
     cache: Path,
     targets: np.ndarray | None = None,
+    teacher_embeddings: np.ndarray | None = None,
+    teacher_weight: float = 0.0,
 ) -> tuple[bytes, Normaliser]:
     """(int8 tflite bytes, normaliser) of the recipe trained for ``steps`` on the windows of the kept
-    training clips, learning ``targets`` (one per training window; default the labels). Cached, keyed
-    on the speakers, the targets, the settings and the training code."""
+    training clips, learning ``targets`` (one per training window; default the labels) and, with
+    ``teacher_embeddings`` and a ``teacher_weight``, those too (``train.fit``). Cached, keyed on the
+    speakers, the targets, the settings and the training code."""
     clips = [c for c, k in zip(data.train_clips, keep_clip, strict=True) if k]
     renumber = np.cumsum(keep_clip) - 1
     mask = keep_clip[data.train_set.clip]
@@ -50,13 +53,26 @@ def train_variant(
     )
     if targets is not None:  # hard labels keep the key they always had
         key += hashlib.sha256(np.ascontiguousarray(y, np.float32).tobytes()).hexdigest()
+    hint = None
+    if teacher_embeddings is not None and teacher_weight:
+        hint = teacher_embeddings[mask]
+        key += f"{teacher_weight}" + hashlib.sha256(np.ascontiguousarray(hint).tobytes()).hexdigest()
     where = cache / f"curve-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     cached = load_int8(where)
     if cached is not None:
         return cached
     weights = window_weights(clips, renumber[subset.clip])
     model, norm, _ = fit(
-        subset.x, y, data.val_set.x, data.y_val, s.train, s.cnn, steps=steps, sample_weight=weights
+        subset.x,
+        y,
+        data.val_set.x,
+        data.y_val,
+        s.train,
+        s.cnn,
+        steps=steps,
+        sample_weight=weights,
+        teacher_embeddings=hint,
+        teacher_weight=teacher_weight,
     )
     tflite = to_int8_tflite(model, norm(subset.x), seed=s.train.seed)
     save_int8(where, tflite, norm)
