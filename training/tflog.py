@@ -22,7 +22,9 @@ def quiet_tensorflow(verbose: bool) -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
         # The converter warns that an int8 input has no statistics; the metadata carries the scaling.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-    import keras
+    # TensorFlow 2.21 logs its oneDNN note through absl at load, whatever TF_CPP_MIN_LOG_LEVEL says.
+    with native_output_to_log(not verbose):
+        import keras
 
     keras.config.disable_interactive_logging()
 
