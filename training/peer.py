@@ -10,16 +10,13 @@ run over the evaluation sets takes CPU-minutes.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import sidecar
-from .sidecar import SidecarError, Worker, file_key, python_between
+from .sidecar import SidecarError, ask_cached, file_key, python_between
 
 INA_VERSION = "0.6.8"
 INA_REQUIREMENTS = (
@@ -82,26 +79,12 @@ def run_ina(paths: Iterable[Path], venv: Path, cache: Path | None = None) -> dic
     """ina's result for every clip in ``paths`` (from ``cache`` where it has them; new ones added)."""
     paths = list(dict.fromkeys(Path(p) for p in paths))
     keys = {p: file_key(p) for p in paths}  # each file read and hashed once
-    known: dict[str, PeerResult] = {}
-    if cache is not None and cache.exists():
-        for line in cache.read_text().splitlines():
-            rec = json.loads(line)
-            key = rec.pop("key")
-            known[key] = PeerResult(**rec)
-    todo = [p for p in paths if keys[p] not in known]
-    if todo:
-        env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-        worker = Worker("inaSpeechSegmenter", ensure_venv(venv), WORKER, env)
-        with worker, open(cache, "a") if cache is not None else open(os.devnull, "w") as out:
-            for i, p in enumerate(todo, 1):
-                rec = worker.ask({"path": str(p.resolve())})
-                result = PeerResult(
-                    rec["female_seconds"], rec["male_seconds"], rec["cpu_seconds"], rec["error"]
-                )
-                known[keys[p]] = result
-                out.write(json.dumps({"key": keys[p], **result.__dict__}) + "\n")
-                if i % 200 == 0:
-                    print(f"peer: {i}/{len(todo)} clips", file=sys.stderr)
-    return {p: known[keys[p]] for p in paths}
+    found = ask_cached(
+        "inaSpeechSegmenter",
+        lambda: ensure_venv(venv),
+        WORKER,
+        {k: {"path": str(p.resolve())} for p, k in keys.items()},
+        cache,
+        {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"},
+    )
+    return {p: PeerResult(**found[k]) for p, k in keys.items()}

@@ -67,6 +67,37 @@ def file_key(path: Path) -> str:
     return f"{path.resolve()}|{len(data)}|{hashlib.sha256(data).hexdigest()[:16]}"
 
 
+def ask_cached(
+    tool: str,
+    python: Callable[[], Path],
+    script: Path,
+    requests: dict[str, dict[str, Any]],
+    cache: Path | None,
+    env: dict[str, str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The worker's answer (without its ``path``) to each request, by key: from ``cache`` (JSON lines
+    of ``{"key": ..., **answer}``) where it has the key, else from one worker started with ``python()``
+    (so a tool whose answers are all cached is not even set up), appending what it answers."""
+    known: dict[str, dict[str, Any]] = {}
+    if cache is not None and cache.exists():
+        for line in cache.read_text().splitlines():
+            rec = json.loads(line)
+            known[rec.pop("key")] = rec
+    todo = [k for k in requests if k not in known]
+    if todo:
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+        with Worker(tool, python(), script, env) as worker, open(cache or os.devnull, "a") as out:
+            for i, key in enumerate(todo, 1):
+                rec = worker.ask(requests[key])
+                rec.pop("path", None)
+                known[key] = rec
+                out.write(json.dumps({"key": key, **rec}) + "\n")
+                if i % 250 == 0:
+                    print(f"{tool}: {i}/{len(todo)} files", file=sys.stderr, flush=True)
+    return {k: known[k] for k in requests}
+
+
 class Worker:
     """A worker script running in a tool's venv; use as a context manager. It must print a line
     starting ``{"ready"`` once loaded, then one JSON line per request line."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import sidecar
-from .sidecar import Worker, file_key, python_between
+from .sidecar import ask_cached, file_key, python_between
 
 RESEMBLYZER_VERSION = "0.1.4"
 TEACHER_INSTALLS = (
@@ -54,25 +54,8 @@ def ensure_venv(venv: Path) -> Path:
     )
 
 
-def _ask_cached(requests: dict[str, dict], venv: Path, cache: Path) -> dict[str, dict]:
-    """The worker's record for each request (by key), from the cache (JSON lines) where it has it."""
-    known: dict[str, dict] = {}
-    if cache.exists():
-        for line in cache.read_text().splitlines():
-            rec = json.loads(line)
-            known[rec.pop("key")] = rec
-    todo = [k for k in requests if k not in known]
-    if todo:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with Worker("Resemblyzer", ensure_venv(venv), WORKER) as worker, open(cache, "a") as out:
-            for i, key in enumerate(todo, 1):
-                rec = worker.ask(requests[key])
-                rec.pop("path")
-                known[key] = rec
-                out.write(json.dumps({"key": key, **rec}) + "\n")
-                if i % 250 == 0:
-                    print(f"teacher: embedded {i}/{len(todo)} clips", file=sys.stderr, flush=True)
-    return {k: known[k] for k in requests}
+def _ask(requests: dict[str, dict], venv: Path, cache: Path) -> dict[str, dict]:
+    return ask_cached("Resemblyzer", lambda: ensure_venv(venv), WORKER, requests, cache)
 
 
 def _readable(path: Path, rec: dict) -> bool:
@@ -86,7 +69,7 @@ def embed(paths: Iterable[Path], venv: Path, cache: Path) -> dict[Path, dict[str
     """Embeddings (``SPANS`` -> 256 floats) of every readable clip in ``paths``; unreadable ones are left
     out with a warning. Cached in ``cache`` (JSON lines) by file content."""
     keys = {Path(p): file_key(Path(p)) for p in paths}
-    found = _ask_cached({k: {"path": str(p.resolve())} for p, k in keys.items()}, venv, cache)
+    found = _ask({k: {"path": str(p.resolve())} for p, k in keys.items()}, venv, cache)
     return {
         p: {span: np.asarray(found[k][span], np.float32) for span in SPANS}
         for p, k in keys.items()
@@ -104,7 +87,7 @@ def embed_windows(
         st = [round(float(t), 4) for t in st]
         keys[p] = f"{file_key(Path(p))}|{seconds}|{hashlib.sha256(json.dumps(st).encode()).hexdigest()[:16]}"
         requests[keys[p]] = {"path": str(Path(p).resolve()), "starts": st, "seconds": seconds}
-    found = _ask_cached(requests, venv, cache)
+    found = _ask(requests, venv, cache)
     return {
         p: np.asarray(found[k]["windows"], np.float32).reshape(-1, EMBEDDING_SIZE)
         for p, k in keys.items()
