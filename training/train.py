@@ -92,12 +92,14 @@ def fit(
     set_determinism(settings.seed)
     norm = Normaliser.fit(x_train, settings.relative_c0)
     student = build_cnn(x_train.shape[1], x_train.shape[2], cnn)
-    model, loss, acc = student, _loss(settings.label_smoothing, 0.0), "acc"
+    model = student
+    loss = keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=settings.label_smoothing)
+    accuracy = keras.metrics.BinaryAccuracy(threshold=0.0, name="acc")
     if teacher_embeddings is not None:
         features = student.get_layer("logit_female").input
         embedding = keras.layers.Dense(teacher_embeddings.shape[1], name="teacher_embedding")(features)
         model = keras.Model(student.input, keras.layers.Concatenate()([student.output, embedding]))
-        loss, acc = _loss(settings.label_smoothing, teacher_weight), _first_column_accuracy
+        loss, accuracy = _with_teacher_loss(settings.label_smoothing, teacher_weight), _first_column_accuracy
         y_train = np.hstack([y_train.reshape(-1, 1), teacher_embeddings]).astype(np.float32)
         if y_val is not None:
             y_val = np.hstack([y_val.reshape(-1, 1), np.zeros((len(y_val), teacher_embeddings.shape[1]))])
@@ -109,7 +111,7 @@ def fit(
         if settings.weight_decay
         else keras.optimizers.Adam(schedule),
         loss=loss,
-        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="acc") if acc == "acc" else acc],
+        metrics=[accuracy],
     )
     val = (norm(x_val), y_val.astype(np.float32)) if x_val is not None and len(x_val) else None
     epochs = settings.epochs if steps is None else int(np.ceil(steps / batches))
@@ -127,11 +129,9 @@ def fit(
     return student, norm, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-def _loss(label_smoothing: float, teacher_weight: float):
-    """Binary cross-entropy on the logit; with ``teacher_weight``, plus that times the cosine distance
+def _with_teacher_loss(label_smoothing: float, teacher_weight: float):
+    """Binary cross-entropy on the logit (column 0) plus ``teacher_weight`` times the cosine distance
     between the extra head's output (columns 1:) and the teacher's embedding."""
-    if not teacher_weight:
-        return keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=label_smoothing)
     per_window = keras.losses.BinaryCrossentropy(
         from_logits=True, label_smoothing=label_smoothing, reduction=None
     )
