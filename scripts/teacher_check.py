@@ -27,13 +27,14 @@ import numpy as np
 from voicegender.frontend import Frontend
 from voicegender.model import Thresholds
 from voicegender_training import ship, teacher
-from voicegender_training.evaluate import EvalClip
+from voicegender_training.device_eval import balanced_right
+from voicegender_training.evaluate import EvalClip, decide, three_way
+from voicegender_training.features import clip_window_starts, window_length
 from voicegender_training.paths import REPO, SHARED_DATA
 from voicegender_training.report import MIN_TABLE_CLIPS
 from voicegender_training.train import total_steps
 from voicegender_training.variant import device_model, headline_of, train_variant
 from voicegender_training.weights import window_weights
-from voicegender_training.windows import voiced_window_starts
 
 L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 """Probe penalties tried on the validation speakers."""
@@ -47,14 +48,11 @@ def window_embeddings(
     clip (an augmented copy's window sits within one hop of it); zeros where it could not read the clip."""
     frontend = Frontend(s.frontend)
     hop, sr = s.frontend.hop_length, s.frontend.sample_rate
-    seconds = ((s.windows.window_frames - 1) * hop + s.frontend.win_length) / sr
-    starts = {}
-    for c, a in zip(data.train_clips, data.train_audio, strict=True):
-        a = np.pad(a, (0, max(0, int(seconds * sr) - a.size)))  # as the windows were cut
-        frames = voiced_window_starts(
-            a, frontend, s.windows.window_frames, s.windows.train_hop_frames, s.windows.min_voiced
-        )
-        starts[c.path] = (frames * hop / sr).tolist()
+    seconds = window_length(s.frontend, s.windows) / sr
+    starts = {
+        c.path: (clip_window_starts(a, frontend, s.windows)[1] * hop / sr).tolist()
+        for c, a in zip(data.train_clips, data.train_audio, strict=True)
+    }
     cache = cache_dir / "teacher" / f"resemblyzer-{teacher.RESEMBLYZER_VERSION}-windows.jsonl"
     emb = teacher.embed_windows(starts, seconds, venv, cache)
     out = np.zeros((len(data.y_train), teacher.EMBEDDING_SIZE), np.float32)
@@ -86,16 +84,10 @@ def window_targets(
 def probe_figures(p: np.ndarray, female: np.ndarray, band: Thresholds) -> dict[str, float]:
     """Balanced accuracy (p >= 0.5; over the genders the set has) and right / uncertain / wrong at the
     shipped band, per clip."""
-    said_female = p >= band.female_above
-    said_male = p <= band.male_below
-    right = np.where(female, said_female, said_male)
-    wrong = np.where(female, said_male, said_female)
-    hit = (p >= 0.5) == female
+    shares = three_way(decide(p, band), female)
     return {
-        "balanced": float(np.mean([hit[female == g].mean() for g in (True, False) if np.any(female == g)])),
-        "right": float(right.mean()),
-        "uncertain": float(1 - right.mean() - wrong.mean()),
-        "wrong": float(wrong.mean()),
+        "balanced": balanced_right(np.where(p >= 0.5, "female", "male"), female),
+        **{k: shares[k] for k in ("right", "uncertain", "wrong")},
     }
 
 

@@ -84,15 +84,27 @@ def short_window(
     return (speech + bed * (1.0 - mask)).astype(np.float32)
 
 
+def window_length(fs: FrontendSettings, ws: WindowSettings) -> int:
+    """Samples of audio behind one window of ``ws.window_frames`` frames."""
+    return (ws.window_frames - 1) * fs.hop_length + fs.win_length
+
+
+def clip_window_starts(
+    audio: np.ndarray, frontend: Frontend, ws: WindowSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clip as its windows are cut from it, and the frames where they start. A clip shorter than a
+    window (a single word) is padded with silence, as the device pads a file; windows are chosen on the
+    clean audio, so every augmented copy covers the same speech."""
+    audio = np.pad(audio, (0, max(0, window_length(frontend.settings, ws) - audio.size)))
+    return audio, voiced_window_starts(audio, frontend, ws.window_frames, ws.train_hop_frames, ws.min_voiced)
+
+
 def _clip_windows(args: tuple) -> tuple[np.ndarray, np.ndarray]:
     audio, female, fs, ws, aug, variants, seed = args
     frontend = Frontend(fs)
     hop, sr = frontend.settings.hop_length, frontend.settings.sample_rate
-    window_samples = (ws.window_frames - 1) * hop + frontend.settings.win_length
-    # A clip shorter than a window (a single word) is padded with silence, as the device pads a file.
-    audio = np.pad(audio, (0, max(0, window_samples - audio.size)))
-    # Choose windows on the clean audio so every variant covers the same speech.
-    starts = voiced_window_starts(audio, frontend, ws.window_frames, ws.train_hop_frames, ws.min_voiced)
+    window_samples = window_length(fs, ws)
+    audio, starts = clip_window_starts(audio, frontend, ws)
     out, var = [], []
     rng = np.random.default_rng(seed)
     for v in range(variants + 1):
