@@ -1,4 +1,5 @@
-"""Leave-one-corpus-out trains each model for the shipped model's number of steps, without its family."""
+"""Leave-one-corpus-out trains each model for the shipped model's number of steps, without its family,
+and reuses a model only for the same windows."""
 
 from __future__ import annotations
 
@@ -69,3 +70,9 @@ def test_each_family_model_trains_the_given_steps_without_that_family(tmp_path: 
             clips, train_set, y, clips, train_set, y, held_out, {}, s, write, tmp_path, lambda _: None, 5
         )
     assert not [m for m in caplog.messages if "training without" in m]
+    # Other windows of the same clips (other window or augmentation settings) train new models.
+    caplog.clear()
+    other = FeatureSet(x + 0.5, window_clip, train_set.variant)
+    with caplog.at_level(logging.INFO, logger="voicegender_training"):
+        run_loco(clips, other, y, clips, other, y, held_out, {}, s, write, tmp_path, lambda _: None, 5)
+    assert len([m for m in caplog.messages if "training without" in m]) == 2

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
+
 _HERE = Path(__file__).resolve().parent
 FEATURE_CODE = ("augment.py", "features.py", "windows.py")
 """Modules whose code decides the training windows."""
@@ -17,4 +19,14 @@ def code_digest(modules: tuple[str, ...]) -> str:
     h = hashlib.sha256()
     for name in modules:
         h.update(name.encode() + b"\0" + (_HERE / name).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def array_digest(*arrays: np.ndarray) -> str:
+    """sha256 over the dtype, shape and bytes of these arrays (no copy of a contiguous array)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.reshape(-1).view(np.uint8))
     return h.hexdigest()

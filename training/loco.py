@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .codehash import MODEL_CODE, code_digest
+from .codehash import MODEL_CODE, array_digest, code_digest
 from .datasets import Clip
 from .device_eval import headline, score_set
 from .evaluate import EvalClip, metrics
@@ -71,6 +71,7 @@ def run_loco(
                 dataclasses.asdict(s.train),
                 dataclasses.asdict(s.cnn),
                 code_digest(MODEL_CODE),
+                array_digest(subset.x, y_train[keep]),
             ]
         )
         where = Path(cache_dir) / f"loco-{hashlib.sha256(key.encode()).hexdigest()[:16]}"

@@ -13,7 +13,7 @@ import numpy as np
 
 from voicegender.model import Model, load_model
 
-from .codehash import MODEL_CODE, code_digest
+from .codehash import MODEL_CODE, array_digest, code_digest
 from .device_eval import EvalClip, headline, score_set
 from .export import to_int8_tflite, write_model
 from .loco import load_int8, save_int8
@@ -49,14 +49,14 @@ def train_variant(
             dataclasses.asdict(s.train),
             dataclasses.asdict(s.cnn),
             code_digest(MODEL_CODE),
+            # The windows themselves: window and augmentation settings change them, not the speakers.
+            array_digest(subset.x, np.asarray(y, np.float32)),
         ]
     )
-    if targets is not None:  # hard labels keep the key they always had
-        key += hashlib.sha256(np.ascontiguousarray(y, np.float32).tobytes()).hexdigest()
     hint = None
     if teacher_embeddings is not None and teacher_weight:
         hint = teacher_embeddings[mask]
-        key += f"{teacher_weight}" + hashlib.sha256(np.ascontiguousarray(hint).tobytes()).hexdigest()
+        key += f"{teacher_weight}" + array_digest(hint)
     where = cache / f"curve-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     cached = load_int8(where)
     if cached is not None:
