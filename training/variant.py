@@ -35,7 +35,7 @@ def train_variant(
     """(int8 tflite bytes, normaliser) of the recipe trained for ``steps`` on the windows of the kept
     training clips, learning ``targets`` (one per training window; default the labels) and, with
     ``teacher_embeddings`` and a ``teacher_weight``, those too (``train.fit``). Cached, keyed on the
-    speakers, the targets, the settings and the training code."""
+    speakers, the windows and targets, the settings and the training code."""
     clips = [c for c, k in zip(data.train_clips, keep_clip, strict=True) if k]
     renumber = np.cumsum(keep_clip) - 1
     mask = keep_clip[data.train_set.clip]
