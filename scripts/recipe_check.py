@@ -38,7 +38,6 @@ from voicegender_training.train import total_steps
 from voicegender_training.variant import device_model, train_variant
 from voicegender_training.weights import family_key
 
-CHILDREN = ("6-9", "10-12")
 LENGTHS = (0.3, 0.5, 1.0)
 """Seconds of speech after which each clip is also decided."""
 CLEAN = ("LibriSpeech", "the rest (VCTK, AISHELL-3, FSDD, CMU ARCTIC, Yoruba phone)")
@@ -96,8 +95,7 @@ def main() -> None:
         if len(clips) >= MIN_TABLE_CLIPS
     }
     data = ship.prepare_training_data(specs, ship.SHIP_CV_TABLES, s, args.cache_dir)
-    validation = ship.eval_clips(data.val_clips, data.val_audio, voiced_share=False)
-    sets = {VALIDATION: [c for c in validation if dict(c.attributes).get("age band") not in CHILDREN], **sets}
+    sets = {VALIDATION: ship.adult_validation(data), **sets}
     steps = total_steps(len(data.y_train), s.train)
     family = np.array([family_key(c) for c in data.train_clips])
     everyone = np.ones(len(family), bool)

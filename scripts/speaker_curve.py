@@ -52,8 +52,7 @@ def main() -> None:
         for name, clips in ship.read_eval_sets(eval_specs, ship.SHIP_CV_TABLES).items()
         if len(clips) >= MIN_TABLE_CLIPS
     }
-    validation = ship.eval_clips(data.val_clips, data.val_audio, voiced_share=False)
-    adults = [c for c in validation if dict(c.attributes).get("age band") not in ("6-9", "10-12")]
+    adults = ship.adult_validation(data)
     found = ship.run_peer(eval_sets, args.cache_dir)
     peer = {} if isinstance(found, str) else {n: ship.peer_figures(c, found) for n, c in eval_sets.items()}
     rows = []

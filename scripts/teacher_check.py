@@ -38,7 +38,6 @@ from voicegender_training.weights import window_weights
 
 L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 """Probe penalties tried on the validation speakers."""
-CHILDREN = ("6-9", "10-12")
 
 
 def window_embeddings(
@@ -131,11 +130,7 @@ def main() -> None:
         for name, clips in ship.read_eval_sets(eval_specs, ship.SHIP_CV_TABLES).items()
         if len(clips) >= MIN_TABLE_CLIPS
     }
-    validation = [
-        c
-        for c in ship.eval_clips(data.val_clips, data.val_audio, voiced_share=False)
-        if dict(c.attributes).get("age band") not in CHILDREN
-    ]
+    validation = ship.adult_validation(data)
 
     started = time.monotonic()
     paths = [c.path for c in data.train_clips] + [Path(c.path) for c in validation]

@@ -204,6 +204,17 @@ def eval_clips(
     return records
 
 
+CHILD_BANDS = ("6-9", "10-12")
+"""Age bands before puberty, left out of figures for adults."""
+
+
+def adult_validation(data: TrainingData) -> list[EvalClip]:
+    """The validation clips of ``data`` as evaluation records, without speakers in ``CHILD_BANDS``: the
+    held-out speakers that the measurement scripts compare models on."""
+    clips = eval_clips(data.val_clips, data.val_audio, voiced_share=False)
+    return [c for c in clips if dict(c.attributes).get("age band") not in CHILD_BANDS]
+
+
 def read_eval_sets(
     eval_specs: dict[str, str], cv_tables: tuple[str, ...], voiced_share: bool = True
 ) -> dict[str, list[EvalClip]]:
