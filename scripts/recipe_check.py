@@ -7,7 +7,8 @@ after their first 0.3, 0.5 and 1 s of speech.
     .venv/bin/python scripts/recipe_check.py [--out models/report/recipe_check.md]
 
 Variants: the recipe as it is; without its short-speech windows (``WindowSettings.p_short`` 0); men's
-F0 raised by up to 14 semitones in augmentation instead of 8; twice its gradient steps; trained on
+F0 raised by up to 14 semitones in augmentation instead of 8; the F0 change in every augmented copy
+instead of half of them; twice its gradient steps; trained on
 clean read speech only (LibriSpeech and the rest: the families the shipped v2 came from) or without
 Common Voice. An ensemble averages two networks' log-odds per window, which is exactly what averaging
 their pooled log-odds per clip gives (the device pools windows by their mean log-odds, and the windows
@@ -121,6 +122,9 @@ def main() -> None:
         ),
         "men's F0 raised up to 14 semitones (not 8)": dataclasses.replace(
             s, augment=dataclasses.replace(s.augment, male_f0_semitones=(0.0, 14.0))
+        ),
+        "F0 changed in every augmented copy (not half)": dataclasses.replace(
+            s, augment=dataclasses.replace(s.augment, p_f0=1.0)
         ),
     }
     for name, changed in other_windows.items():
