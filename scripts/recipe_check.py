@@ -8,7 +8,9 @@ after their first 0.3, 0.5 and 1 s of speech.
 
 Variants: the recipe as it is; without its short-speech windows (``WindowSettings.p_short`` 0); men's
 F0 raised by up to 14 semitones in augmentation instead of 8; the F0 change in every augmented copy
-instead of half of them; twice its gradient steps; trained on
+instead of half of them; the first 20 cepstral coefficients only (``FrontendSettings.n_mfcc`` 20: the
+same windows without the fine spectral detail that carries pitch harmonics); a second training seed
+(its own augmented windows); twice its gradient steps; trained on
 clean read speech only (LibriSpeech and the rest: the families the shipped v2 came from) or without
 Common Voice. An ensemble averages two networks' log-odds per window, which is exactly what averaging
 their pooled log-odds per clip gives (the device pools windows by their mean log-odds, and the windows
@@ -43,8 +45,12 @@ LENGTHS = (0.3, 0.5, 1.0)
 """Seconds of speech after which each clip is also decided."""
 CLEAN = ("LibriSpeech", "the rest (VCTK, AISHELL-3, FSDD, CMU ARCTIC, Yoruba phone)")
 VALIDATION = "validation (adults)"
+FEW_COEFFICIENTS = 20
+"""Cepstral coefficients kept by the ``first 20 cepstral coefficients`` variant."""
 ENSEMBLES = (
     ("recipe", "shipped v2"),
+    ("recipe", "first 20 cepstral coefficients only"),
+    ("recipe", "second training seed"),
     ("recipe", "clean read speech only"),
     ("recipe", "without Common Voice"),
 )
@@ -60,6 +66,17 @@ def logits_of(model: Model, sets: dict[str, list[EvalClip]]) -> dict[str, dict[s
         per |= {str(length): [float(v) for v in values] for length, values in scores.by_duration.items()}
         out[name] = per
     return out
+
+
+def first_coefficients(data: ship.TrainingData, s: ship.ShipSettings, k: int) -> tuple:
+    """``data`` and ``s`` for a model on the first ``k`` cepstral coefficients: the DCT is orthonormal,
+    so the front end with ``n_mfcc=k`` gives exactly these leading columns of the cached windows."""
+
+    def keep(windows):
+        return dataclasses.replace(windows, x=np.ascontiguousarray(windows.x[..., :k]))
+
+    fewer = dataclasses.replace(data, train_set=keep(data.train_set), val_set=keep(data.val_set))
+    return fewer, dataclasses.replace(s, frontend=dataclasses.replace(s.frontend, n_mfcc=k))
 
 
 def figures(logits: np.ndarray, female: np.ndarray, band: Thresholds) -> dict[str, float]:
@@ -101,18 +118,24 @@ def main() -> None:
     family = np.array([family_key(c) for c in data.train_clips])
     everyone = np.ones(len(family), bool)
     runs = {
-        "recipe": (data, everyone, steps),
-        "twice the steps": (data, everyone, 2 * steps),
-        "clean read speech only": (data, np.isin(family, CLEAN), steps),
-        "without Common Voice": (data, family != "Common Voice", steps),
+        "recipe": (data, s, everyone, steps),
+        "twice the steps": (data, s, everyone, 2 * steps),
+        "clean read speech only": (data, s, np.isin(family, CLEAN), steps),
+        "without Common Voice": (data, s, family != "Common Voice", steps),
+        "first 20 cepstral coefficients only": (
+            *first_coefficients(data, s, FEW_COEFFICIENTS),
+            everyone,
+            steps,
+        ),
     }
     shipped = load_model(REPO / "models" / "voicegender.tflite")
     # v2 trained on LibriSpeech speakers that are validation speakers here: no held-out figure there.
     logits = {"shipped v2": logits_of(shipped, {n: c for n, c in sets.items() if n != VALIDATION})}
     minutes = {}
-    for name, (d, keep, n) in runs.items():
+    for name, (d, settings, keep, n) in runs.items():
         started = time.monotonic()
-        logits[name] = logits_of(device_model(*train_variant(d, s, keep, n, args.cache_dir), s), sets)
+        model = device_model(*train_variant(d, settings, keep, n, args.cache_dir), settings)
+        logits[name] = logits_of(model, sets)
         minutes[name] = (time.monotonic() - started) / 60
         print(name, f"{minutes[name]:.1f} min", flush=True)
     del data, runs, d  # each recipe below has its own windows (another 700 MB)
@@ -126,6 +149,7 @@ def main() -> None:
         "F0 changed in every augmented copy (not half)": dataclasses.replace(
             s, augment=dataclasses.replace(s.augment, p_f0=1.0)
         ),
+        "second training seed": dataclasses.replace(s, train=dataclasses.replace(s.train, seed=2)),
     }
     for name, changed in other_windows.items():
         started = time.monotonic()
