@@ -68,7 +68,9 @@ def logits_of(model: Model, sets: dict[str, list[EvalClip]]) -> dict[str, dict[s
     return out
 
 
-def first_coefficients(data: ship.TrainingData, s: ship.ShipSettings, k: int) -> tuple:
+def first_coefficients(
+    data: ship.TrainingData, s: ship.ShipSettings, k: int
+) -> tuple[ship.TrainingData, ship.ShipSettings]:
     """``data`` and ``s`` for a model on the first ``k`` cepstral coefficients: the DCT is orthonormal,
     so the front end with ``n_mfcc=k`` gives exactly these leading columns of the cached windows."""
 
