@@ -204,8 +204,8 @@ def eval_clips(
     return records
 
 
-CHILD_BANDS = ("6-9", "10-12")
-"""Age bands before puberty, left out of figures for adults."""
+CHILD_BANDS = tuple(band for _, oldest, band in AGE_BANDS if oldest < ShipSettings.min_training_age)
+"""Age bands of speakers too young for training ("6-9", "10-12"), left out of figures for adults."""
 
 
 def adult_validation(data: TrainingData) -> list[EvalClip]:
